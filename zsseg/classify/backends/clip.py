@@ -1,0 +1,159 @@
+"""CLIP through open_clip: ``clip:ARCH/PRETRAINED``, ``clip:ARCH/PATH``, ``clip:hf-hub:ORG/REPO``.
+
+Weights come from open_clip's usual cache (the Hugging Face hub cache, or ``~/.cache/clip`` for URL
+downloads). Where they are missing and cannot be downloaded, loading fails with a :class:`ZsSegError`
+naming the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from zsseg.errors import ZsSegError
+
+DEFAULT_CLIP = "ViT-B-16/openai"
+
+
+class ClipBackend:
+    """A CLIP model (open_clip ``CLIP``/``CustomTextCLIP``) as a :class:`VisionLanguageBackend`.
+
+    Args:
+        model: an open_clip model with ``encode_image``, ``encode_text`` and ``logit_scale``.
+        tokenizer: open_clip tokenizer: list of T strings -> int64 tensor (T, context_length).
+        name: the model string shown to users.
+        device: device to run on; the model is moved there and put in eval mode.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        name: str = "clip",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        import open_clip
+
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        size = cfg.get("size", 224)
+        self.input_size = int(size if isinstance(size, int) else size[0])
+        self.mean = tuple(float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))  # type: ignore[assignment]
+        self.std = tuple(float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD))  # type: ignore[assignment]
+        self.logit_scale = float(model.logit_scale.exp().item())  # type: ignore[operator]
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """float32 (B, 3, S, S) normalised -> float32 (B, D), L2-normalised."""
+        return F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1)  # type: ignore[operator]
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """T strings -> float32 (T, D), L2-normalised."""
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)  # type: ignore[operator]
+
+
+def _fix_hint(spec: str) -> str:
+    return (
+        f"download them once on a machine with internet (python -c \"import open_clip; "
+        f"open_clip.create_model('{spec.split('/')[0]}', pretrained='{spec.partition('/')[2]}')\") and copy "
+        f"the Hugging Face cache (~/.cache/huggingface), or pass a local file as --model clip:ARCH/PATH, "
+        f"or use the offline backend --model conse:efficientnet-lite0"
+    )
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"ViT-B-16/openai"`` -> ``("ViT-B-16", "openai")``; ``"hf-hub:org/repo"`` -> (spec, None).
+
+    Everything after the first ``/`` is the pretrained tag or a file path (``ViT-B-16//abs/ckpt.pt``).
+    """
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return spec, None
+    arch, sep, pretrained = spec.partition("/")
+    if not arch or not sep or not pretrained:
+        raise ZsSegError(
+            f"CLIP model {spec!r} must be ARCH/PRETRAINED (e.g. clip:{DEFAULT_CLIP}), ARCH/PATH to a checkpoint, "
+            "or hf-hub:ORG/REPO"
+        )
+    return arch, pretrained
+
+
+def cached_weights(spec: str) -> str | None:
+    """Local path of the weights for ``ARCH/PRETRAINED`` if they need no download, else None.
+
+    Looks in open_clip's caches without touching the network: the Hugging Face hub cache for tags
+    hosted there, ``~/.cache/clip`` for URL tags, and the file itself for a path.
+    """
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.pretrained import get_pretrained_cfg
+
+    arch, pretrained = split_spec(spec)
+    if pretrained is None:
+        repo = arch.split(":", 1)[1]
+        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return hit
+        return None
+    if os.path.isfile(pretrained):
+        return pretrained
+    cfg = get_pretrained_cfg(arch, pretrained)
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or "open_clip_pytorch_model.bin"
+        candidates = [filename]
+        if filename.endswith((".bin", ".pth")) and filename != "pytorch_model.bin":
+            candidates.insert(0, filename[:-4] + ".safetensors")
+        if filename == "open_clip_pytorch_model.bin":
+            candidates.insert(0, "open_clip_model.safetensors")
+        for name in candidates:
+            hit = try_to_load_from_cache(repo, name)
+            if isinstance(hit, str):
+                return hit
+    if cfg.get("url"):
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> ClipBackend:
+    """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``.
+
+    Raises:
+        ZsSegError: unknown architecture or tag, or weights that are neither cached nor downloadable.
+    """
+    import open_clip
+    from open_clip.pretrained import list_pretrained_tags_by_model
+
+    arch, pretrained = split_spec(spec)
+    if pretrained is not None:
+        if arch not in open_clip.list_models():
+            raise ZsSegError(
+                f"unknown CLIP architecture {arch!r}: use a name from open_clip.list_models(), "
+                f"e.g. clip:{DEFAULT_CLIP}"
+            )
+        is_file = os.path.isfile(pretrained)
+        if not is_file and pretrained not in list_pretrained_tags_by_model(arch):
+            if "/" in pretrained or pretrained.endswith((".pt", ".bin", ".pth", ".safetensors")):
+                raise ZsSegError(f"CLIP checkpoint file not found: {pretrained}: pass an existing file path")
+            tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
+            raise ZsSegError(f"unknown pretrained tag {pretrained!r} for {arch}: known tags are {tags}")
+    try:
+        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
+        tokenizer = open_clip.get_tokenizer(arch)
+    except ZsSegError:
+        raise
+    except Exception as exc:  # open_clip raises RuntimeError/FileNotFoundError/OSError on download failure
+        if cached_weights(spec) is None:
+            raise ZsSegError(f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}") from exc
+        raise ZsSegError(f"could not load CLIP {spec}: {exc}") from exc
+    return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device)

@@ -1,0 +1,132 @@
+"""Region classification, strategy 1 of the paper: classify each proposal's masked crop with a frozen VLM.
+
+For each mask: pixels outside it are set to the encoder's mean colour, the image is cropped to the mask's
+bounding box, resized to the encoder's input size and normalised; crops are encoded in batches, compared by
+cosine with the class text embeddings, scaled by the model's logit scale and soft-maxed over the vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight boxes of non-empty masks: bool (N, H, W) -> int64 (N, 4) as x0, y0, x1, y1 (exclusive)."""
+    rows = masks.any(axis=2)
+    cols = masks.any(axis=1)
+    if not (rows.any(axis=1).all()):
+        raise ValueError("every mask must have at least one pixel")
+    y0 = rows.argmax(axis=1)
+    y1 = rows.shape[1] - rows[:, ::-1].argmax(axis=1)
+    x0 = cols.argmax(axis=1)
+    x1 = cols.shape[1] - cols[:, ::-1].argmax(axis=1)
+    return np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+
+
+def masked_crops(
+    image: np.ndarray,
+    masks: np.ndarray,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    """Background-erased, box-cropped, resized and normalised crops of each mask.
+
+    Args:
+        image: uint8 (H, W, 3) RGB.
+        masks: bool (N, H, W), each non-empty.
+        size: output side S.
+        mean, std: RGB normalisation in [0, 1] units; erased pixels get ``mean`` (0 after normalisation).
+
+    Returns:
+        float32 (N, 3, S, S).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
+        raise ValueError(f"masks must be (N, {image.shape[0]}, {image.shape[1]}), got {masks.shape}")
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    img = (torch.from_numpy(image).permute(2, 0, 1).float() / 255.0 - mean_t) / std_t  # normalised (3, H, W)
+    out = torch.empty((len(masks), 3, size, size), dtype=torch.float32)
+    for i, (x0, y0, x1, y1) in enumerate(mask_boxes(masks)):
+        m = torch.from_numpy(masks[i, y0:y1, x0:x1])
+        crop = img[:, y0:y1, x0:x1] * m  # erased pixels -> 0 == the mean colour after normalisation
+        out[i] = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    return out
+
+
+class RegionClassifier:
+    """Classifies mask proposals against a vocabulary with a :class:`VisionLanguageBackend`.
+
+    Args:
+        backend: the vision-language model.
+        templates: name of a template set (``single``, ``vild``, ``imagenet``) or explicit templates.
+        batch_size: crops per forward pass of the image encoder.
+        logit_scale: temperature multiplier of cosine similarities; None uses the backend's.
+        cache_size: vocabularies whose text embeddings are kept in memory.
+    """
+
+    def __init__(
+        self,
+        backend: VisionLanguageBackend,
+        templates: str | Sequence[str] = "vild",
+        batch_size: int = 32,
+        logit_scale: float | None = None,
+        cache_size: int = 8,
+    ) -> None:
+        self.backend = backend
+        self.templates = get_templates(templates) if isinstance(templates, str) else tuple(templates)
+        self.template_name = templates if isinstance(templates, str) else "custom"
+        self.batch_size = batch_size
+        self.logit_scale = backend.logit_scale if logit_scale is None else logit_scale
+        self._cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    def text_embeddings(self, classes: Sequence[str]) -> torch.Tensor:
+        """float32 (K, D) template-ensembled embeddings of ``classes``, cached per vocabulary."""
+        key = tuple(classes)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        with torch.inference_mode():
+            emb = ensemble_class_embeddings(self.backend.encode_texts, key, self.templates)
+        self._cache[key] = emb
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return emb
+
+    def region_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """float32 (N, D) L2-normalised embeddings of each mask's crop, encoded in batches."""
+        b = self.backend
+        out = []
+        for start in range(0, len(masks), self.batch_size):
+            crops = masked_crops(image, masks[start : start + self.batch_size], b.input_size, b.mean, b.std)
+            out.append(b.encode_images(crops.to(b.device)).float().cpu())
+        if not out:
+            return torch.zeros((0, self.text_embeddings(["x"]).shape[1]))
+        return torch.cat(out)
+
+    def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+        """Class probabilities of each proposal.
+
+        Args:
+            image: uint8 (H, W, 3) RGB.
+            masks: bool (N, H, W), each non-empty.
+            classes: K class names.
+
+        Returns:
+            float32 (N, K), rows summing to 1: ``softmax(logit_scale * cos(region, class))``.
+        """
+        text = self.text_embeddings(classes).cpu()
+        regions = self.region_embeddings(image, masks)
+        logits = self.logit_scale * regions @ text.T
+        return logits.softmax(dim=-1).numpy().astype(np.float32)

@@ -1,0 +1,94 @@
+"""Command-line flags generated from the proposal generators' constructors (one flag per argument)."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import typing
+from typing import Any
+
+from zsseg.proposals import PROPOSER_NAMES, proposer_options
+
+_SIMPLE = (int, float, str, bool)
+
+
+def arg_docs(obj: Any) -> dict[str, str]:
+    """Parse a Google-style ``Args:`` docstring section into {argument: first sentence of its description}."""
+    doc = inspect.getdoc(obj) or ""
+    m = re.search(r"^Args:\n(.*?)(?:\n\S|\Z)", doc, flags=re.S | re.M)
+    out: dict[str, str] = {}
+    if not m:
+        return out
+    current = None
+    for line in m.group(1).splitlines():
+        head = re.match(r"^\s{4}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+        if head:
+            current = head.group(1)
+            out[current] = head.group(2).strip()
+        elif current and line.strip():
+            out[current] += " " + line.strip()
+    return out
+
+
+def _flag_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
+    """argparse ``type`` and extra kwargs for a constructor annotation."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if annotation in _SIMPLE:
+        base = annotation
+    elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        return _flag_type(args[0])
+    elif origin is tuple and args:
+        return args[0], {"nargs": "+"}
+    else:
+        base = str
+    if base is bool:
+        return None, {"action": argparse.BooleanOptionalAction}
+    return base, {}
+
+
+def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Add one flag per knob of every generator; returns {dest: flag}. Flags default to None (= unset)."""
+    group = parser.add_argument_group("proposal generator options (each applies to the generators named)")
+    owners: dict[str, list[str]] = {}
+    params: dict[str, inspect.Parameter] = {}
+    docs: dict[str, str] = {}
+    for name in PROPOSER_NAMES:
+        if name in ("auto", "sam:vit_l", "sam:vit_h"):
+            continue
+        try:
+            opts = proposer_options(name)
+        except ImportError:
+            continue
+        from zsseg.proposals import proposer_class
+
+        cls = proposer_class(name)
+        hints = typing.get_type_hints(cls.__init__)
+        for key, p in opts.items():
+            owners.setdefault(key, []).append(name.split(":")[0])
+            params.setdefault(key, p.replace(annotation=hints.get(key, str)))
+            docs.setdefault(key, arg_docs(cls).get(key, ""))
+    flags = {}
+    for key, p in sorted(params.items()):
+        flag = "--" + key.replace("_", "-")
+        ftype, extra = _flag_type(p.annotation)
+        kwargs: dict[str, Any] = {"dest": f"opt_{key}", "default": None, **extra}
+        if ftype is not None:
+            kwargs["type"] = ftype
+            kwargs["metavar"] = ftype.__name__.upper()
+        kinds = "/".join(dict.fromkeys(owners[key]))
+        help_text = docs[key].replace("%", "%%")
+        kwargs["help"] = f"[{kinds}] {help_text} (default: {p.default})"
+        group.add_argument(flag, **kwargs)
+        flags[f"opt_{key}"] = flag
+    return flags
+
+
+def collect_proposer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The generator knobs the user set on the command line, as constructor keyword arguments."""
+    out = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("opt_") and value is not None:
+            out[dest[4:]] = tuple(value) if isinstance(value, list) else value
+    return out

@@ -1,0 +1,172 @@
+"""The two-stage pipeline: proposals -> region classification -> assembly -> :class:`Segmentation`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from zsseg.assemble import assemble
+from zsseg.classify import RegionClassifier, load_backend
+from zsseg.io import as_image_array, parse_classes
+from zsseg.proposals import build_proposer
+from zsseg.proposals.base import MaskProposer, Proposals
+from zsseg.result import Segmentation, ignore_index_for
+
+BACKGROUND_NAMES = ("background",)
+
+
+def leftover_regions(covered: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Connected regions that no proposal covers, large enough to classify on their own.
+
+    Args:
+        covered: bool (H, W).
+        min_fraction: smallest region kept, as a fraction of the image's pixels.
+
+    Returns:
+        bool (M, H, W) masks, largest first.
+    """
+    labels, n = ndimage.label(~covered)
+    if n == 0:
+        return np.zeros((0, *covered.shape), dtype=bool)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    keep = np.flatnonzero(areas >= max(1.0, min_fraction * covered.size))
+    keep = keep[np.argsort(-areas[keep])]
+    return labels[None] == (keep + 1)[:, None, None]
+
+
+class Segmenter:
+    """Open-vocabulary semantic segmentation of one image at a time.
+
+    Args:
+        proposer: class-agnostic mask generator.
+        classifier: region classifier (vision-language backend + prompt templates).
+        leftover_min_fraction: uncovered connected regions at least this fraction of the image are classified
+            as extra proposals; smaller gaps take the label of the nearest covered pixel.
+        unlabelled_threshold: if set, pixels whose confidence is below it (and uncovered pixels) are left
+            unlabelled (value 255, or 65535 beyond 255 classes).
+        background_threshold: for a vocabulary with a "background" entry: pixels whose confidence in their best
+            other class is below this are labelled background. The entry is not prompted to the model.
+    """
+
+    def __init__(
+        self,
+        proposer: MaskProposer,
+        classifier: RegionClassifier,
+        leftover_min_fraction: float = 0.01,
+        unlabelled_threshold: float | None = None,
+        background_threshold: float = 0.5,
+    ) -> None:
+        self.proposer = proposer
+        self.classifier = classifier
+        self.leftover_min_fraction = leftover_min_fraction
+        self.unlabelled_threshold = unlabelled_threshold
+        self.background_threshold = background_threshold
+
+    @property
+    def model_name(self) -> str:
+        return self.classifier.backend.name
+
+    def segment(self, image: np.ndarray | Image.Image | str | Path, classes: Sequence[str] | str) -> Segmentation:
+        """Segment ``image`` into ``classes``.
+
+        Args:
+            image: path, PIL image, or uint8 array (H, W, 3) RGB.
+            classes: class names, as a list or a comma-separated string.
+
+        Returns:
+            :class:`Segmentation` whose label map indexes ``classes``.
+        """
+        vocab = tuple(parse_classes(classes))
+        img = as_image_array(image)
+        h, w = img.shape[:2]
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        proposals = self.proposer(img)
+        if proposals.image_size != (h, w):
+            raise ValueError(f"proposer returned masks of size {proposals.image_size}, expected ({h}, {w})")
+        proposals = proposals[proposals.areas() > 0]
+        leftovers = leftover_regions(proposals.covered(), self.leftover_min_fraction)
+        if len(leftovers):
+            proposals = Proposals.concat([proposals, Proposals(leftovers, np.zeros(len(leftovers), np.float32))])
+        timings["proposals"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        bg = [i for i, c in enumerate(vocab) if c.strip().lower() in BACKGROUND_NAMES]
+        background_index = bg[0] if bg else None
+        prompted = [c for i, c in enumerate(vocab) if i != background_index]
+        probs = np.zeros((len(proposals), len(vocab)), dtype=np.float32)
+        if prompted and len(proposals):
+            cols = [i for i in range(len(vocab)) if i != background_index]
+            probs[:, cols] = self.classifier.classify(img, proposals.masks, prompted)
+        timings["classify"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        if len(proposals) == 0:  # only possible with a leftover threshold above 1
+            proposals = Proposals(np.ones((1, h, w), bool), np.zeros(1, np.float32))
+            probs = np.full((1, len(vocab)), 1.0 / len(vocab), np.float32)
+        result = assemble(
+            proposals.masks,
+            probs,
+            unlabelled_threshold=self.unlabelled_threshold,
+            background_index=background_index,
+            background_threshold=self.background_threshold,
+            ignore_index=ignore_index_for(len(vocab)),
+        )
+        timings["assemble"] = time.perf_counter() - t0
+        return Segmentation(
+            label_map=result.label_map,
+            classes=vocab,
+            proposals=proposals,
+            probs=probs,
+            confidence=result.confidence,
+            model=self.model_name,
+            proposer=getattr(self.proposer, "name", type(self.proposer).__name__),
+            timings=timings,
+        )
+
+
+def load(
+    model: str = "auto",
+    proposals: str = "auto",
+    *,
+    device: str | torch.device = "cpu",
+    templates: str | Sequence[str] = "vild",
+    batch_size: int = 32,
+    unlabelled_threshold: float | None = None,
+    background_threshold: float = 0.5,
+    proposal_options: dict[str, Any] | None = None,
+) -> Segmenter:
+    """Build a :class:`Segmenter`, like ``clip.load``.
+
+    Args:
+        model: vision-language backend (``auto``, ``clip:ARCH/PRETRAINED``, ``conse:efficientnet-lite0``, ...).
+        proposals: mask proposal generator (``auto``, ``mobilesam``, ``selective-search``, ...).
+        device: torch device.
+        templates: prompt template set (``single``, ``vild``, ``imagenet``) or explicit templates.
+        batch_size: crops per image-encoder forward pass.
+        unlabelled_threshold: see :class:`Segmenter`.
+        background_threshold: see :class:`Segmenter`.
+        proposal_options: keyword arguments of the proposal generator's constructor.
+
+    Example:
+        >>> seg = zsseg.load(model="conse:efficientnet-lite0", proposals="selective-search")
+        >>> result = seg.segment("photo.jpg", "cat, sofa, potted plant")
+        >>> result.label_map.shape  # (H, W)
+    """
+    backend = load_backend(model, device=device)
+    proposer = build_proposer(proposals, device=device, **(proposal_options or {}))
+    classifier = RegionClassifier(backend, templates=templates, batch_size=batch_size)
+    return Segmenter(
+        proposer,
+        classifier,
+        unlabelled_threshold=unlabelled_threshold,
+        background_threshold=background_threshold,
+    )

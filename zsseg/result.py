@@ -1,0 +1,119 @@
+"""The result of segmenting one image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from zsseg.io import AtomicWriter
+from zsseg.proposals.base import Proposals
+from zsseg.viz import colorize, overlay, palette
+
+
+def ignore_index_for(num_classes: int) -> int:
+    """Value of unlabelled pixels: 255 for vocabularies of up to 255 classes (8-bit PNG), else 65535."""
+    return 255 if num_classes <= 255 else 65535
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A label map for one image, with the proposals and class probabilities that produced it.
+
+    Attributes:
+        label_map: int32 (H, W): index of the class in ``classes`` (0-based), or ``ignore_index`` where
+            unlabelled (only when an unlabelled threshold was asked for).
+        classes: the vocabulary, in the order the user gave it.
+        proposals: the N proposals (masks bool (N, H, W), scores float32 (N,)).
+        probs: float32 (N, K): class probabilities of each proposal.
+        confidence: float32 (H, W): the winning class's share of the probability mass at each pixel.
+        model: the vision-language backend used.
+        proposer: the proposal generator used.
+        timings: seconds per stage.
+
+    Indexing with a boolean (N,) or integer array selects proposals (and their probabilities); the label
+    map is not recomputed.
+    """
+
+    label_map: np.ndarray
+    classes: tuple[str, ...]
+    proposals: Proposals
+    probs: np.ndarray
+    confidence: np.ndarray
+    model: str = ""
+    proposer: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        h, w = self.proposals.image_size
+        n, k = len(self.proposals), len(self.classes)
+        if self.label_map.shape != (h, w):
+            raise ValueError(f"label_map must have shape ({h}, {w}) like the proposals, got {self.label_map.shape}")
+        if self.probs.shape != (n, k):
+            raise ValueError(f"probs must have shape ({n}, {k}) (proposals, classes), got {self.probs.shape}")
+        if self.confidence.shape != (h, w):
+            raise ValueError(f"confidence must have shape ({h}, {w}), got {self.confidence.shape}")
+
+    @property
+    def ignore_index(self) -> int:
+        return ignore_index_for(len(self.classes))
+
+    def __getitem__(self, index: np.ndarray | slice | list[int]) -> Segmentation:
+        return replace(self, proposals=self.proposals[index], probs=self.probs[index])
+
+    def class_shares(self) -> dict[str, float]:
+        """Fraction of the image's pixels given to each class (every class listed, 0 if absent)."""
+        counts = np.bincount(self.label_map[self.label_map != self.ignore_index].ravel(), minlength=len(self.classes))
+        total = self.label_map.size
+        return {c: float(counts[i]) / total for i, c in enumerate(self.classes)}
+
+    def colorize(self) -> np.ndarray:
+        """uint8 (H, W, 3): each class in its palette colour, unlabelled pixels black."""
+        return colorize(self.label_map, len(self.classes), self.ignore_index)
+
+    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """uint8 (H, W + legend, 3): the photo with coloured regions and a legend of the classes present."""
+        return overlay(image, self.label_map, self.classes, self.ignore_index, alpha=alpha)
+
+    def label_image(self) -> Image.Image:
+        """The label map as a PIL image: 8-bit with a palette for up to 255 classes, else 16-bit grey."""
+        if len(self.classes) <= 255:
+            im = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
+            pal = np.zeros((256, 3), np.uint8)
+            pal[: len(self.classes)] = palette(len(self.classes))
+            im.putpalette(pal.ravel().tolist())
+            return im
+        return Image.fromarray(self.label_map.astype(np.uint16))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description: vocabulary, model, proposer, per-class pixel share, per-stage timings."""
+        h, w = self.label_map.shape
+        return {
+            "classes": list(self.classes),
+            "model": self.model,
+            "proposals": self.proposer,
+            "num_proposals": len(self.proposals),
+            "image_size": [h, w],
+            "ignore_index": self.ignore_index,
+            "class_pixel_share": self.class_shares(),
+            "unlabelled_pixel_share": float((self.label_map == self.ignore_index).mean()),
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def save(self, out_dir: str | Path, stem: str, image: np.ndarray, extra: dict[str, Any] | None = None) -> list[Path]:
+        """Write ``<stem>.png`` (label map), ``<stem>_overlay.png`` and ``<stem>.json`` into ``out_dir``.
+
+        All three appear together or not at all.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = self.summary() | (extra or {})
+        with AtomicWriter() as writer:
+            writer.write_image(out / f"{stem}.png", self.label_image())
+            writer.write_image(out / f"{stem}_overlay.png", Image.fromarray(self.overlay(image)))
+            writer.write_text(out / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
+        return [out / f"{stem}.png", out / f"{stem}_overlay.png", out / f"{stem}.json"]

@@ -1,0 +1,103 @@
+"""Colours, colourised label maps, and overlays with a legend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+UNLABELLED_COLOUR = (0, 0, 0)
+
+
+def palette(num_classes: int) -> np.ndarray:
+    """uint8 (num_classes, 3) distinct colours: the PASCAL VOC bit-interleaving colour map.
+
+    Class 0 is black in VOC's map; here every class gets a visible colour, so indices are shifted by one
+    (class 0 gets VOC's colour 1, dark red). Unlabelled pixels are drawn black.
+    """
+    idx = np.arange(1, num_classes + 1)
+    cmap = np.zeros((num_classes, 3), dtype=np.int64)
+    c = idx.copy()
+    for shift in range(7, -1, -1):
+        for ch in range(3):
+            cmap[:, ch] |= ((c >> ch) & 1) << shift
+        c >>= 3
+    return cmap.astype(np.uint8)
+
+
+def colorize(label_map: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """int (H, W) label map -> uint8 (H, W, 3) RGB; ``ignore_index`` pixels are black."""
+    pal = np.concatenate([palette(num_classes), np.zeros((1, 3), np.uint8)])
+    idx = np.where((label_map >= 0) & (label_map < num_classes), label_map, num_classes)
+    return pal[idx]
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the bitmap font
+        return ImageFont.load_default()
+
+
+def overlay(
+    image: np.ndarray,
+    label_map: np.ndarray,
+    classes: Sequence[str],
+    ignore_index: int = 255,
+    alpha: float = 0.5,
+    max_legend: int = 30,
+) -> np.ndarray:
+    """The photo with coloured class regions, outlined, and a legend of the classes present.
+
+    Args:
+        image: uint8 (H, W, 3) RGB.
+        label_map: int (H, W).
+        classes: the vocabulary.
+        ignore_index: unlabelled value (left uncoloured).
+        alpha: opacity of the colours.
+        max_legend: legend rows at most (largest classes first).
+
+    Returns:
+        uint8 (H, W + legend width, 3).
+    """
+    h, w = label_map.shape
+    colours = colorize(label_map, len(classes), ignore_index).astype(np.float32)
+    labelled = (label_map != ignore_index)[..., None]
+    mixed = np.where(labelled, (1 - alpha) * image + alpha * colours, image)
+    edges = np.zeros((h, w), dtype=bool)
+    edges[:-1] |= label_map[:-1] != label_map[1:]
+    edges[:, :-1] |= label_map[:, :-1] != label_map[:, 1:]
+    mixed[edges] = 255
+    canvas_img = Image.fromarray(mixed.astype(np.uint8))
+
+    ids, counts = np.unique(label_map[label_map != ignore_index], return_counts=True)
+    order = np.argsort(-counts)[:max_legend]
+    size = max(12, min(24, h // 30))
+    font = _font(size)
+    row = size + 8
+    names = [f"{classes[ids[i]]} {100 * counts[i] / label_map.size:.1f}%" for i in order]
+    text_w = max((int(font.getlength(n)) for n in names), default=0) if hasattr(font, "getlength") else 8 * size
+    legend_w = text_w + row + 24
+    canvas = Image.new("RGB", (w + legend_w, max(h, row * len(names) + 16)), (255, 255, 255))
+    canvas.paste(canvas_img, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    pal = palette(len(classes))
+    for r, (i, name) in enumerate(zip(order, names, strict=True)):
+        y = 8 + r * row
+        draw.rectangle([w + 8, y, w + 8 + size, y + size], fill=tuple(int(v) for v in pal[ids[i]]), outline=(0, 0, 0))
+        draw.text((w + 16 + size, y), name, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def draw_proposals(image: np.ndarray, masks: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Each proposal in its own colour over the image, smallest on top: uint8 (H, W, 3)."""
+    out = image.astype(np.float32).copy()
+    if len(masks) == 0:
+        return image.copy()
+    order = np.argsort(-masks.reshape(len(masks), -1).sum(1))
+    pal = palette(len(masks)).astype(np.float32)
+    for rank, i in enumerate(order):
+        m = masks[i]
+        out[m] = (1 - alpha) * out[m] + alpha * pal[rank]
+    return out.astype(np.uint8)
