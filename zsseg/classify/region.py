@@ -55,7 +55,7 @@ def masked_crops(
         raise ValueError(f"masks must be (N, {image.shape[0]}, {image.shape[1]}), got {masks.shape}")
     mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    img = (torch.from_numpy(image).permute(2, 0, 1).float() / 255.0 - mean_t) / std_t  # normalised (3, H, W)
+    img = (torch.tensor(image).permute(2, 0, 1).float() / 255.0 - mean_t) / std_t  # normalised (3, H, W)
     out = torch.empty((len(masks), 3, size, size), dtype=torch.float32)
     for i, (x0, y0, x1, y1) in enumerate(mask_boxes(masks)):
         m = torch.from_numpy(masks[i, y0:y1, x0:x1])

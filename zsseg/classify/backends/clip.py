@@ -125,6 +125,23 @@ def cached_weights(spec: str) -> str | None:
     return None
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a download could start: not in offline mode, and the hub's host name resolves and connects."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> ClipBackend:
     """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``.
 
@@ -147,6 +164,8 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
                 raise ZsSegError(f"CLIP checkpoint file not found: {pretrained}: pass an existing file path")
             tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
             raise ZsSegError(f"unknown pretrained tag {pretrained!r} for {arch}: known tags are {tags}")
+    if cached_weights(spec) is None and not _hub_reachable():
+        raise ZsSegError(f"CLIP weights for {spec} are not cached and the hub cannot be reached: {_fix_hint(spec)}")
     try:
         model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
         tokenizer = open_clip.get_tokenizer(arch)

@@ -1,0 +1,91 @@
+"""The CLIP backend with a tiny randomly initialised open_clip model, checked against open_clip itself."""
+
+import json
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from zsseg.classify import RegionClassifier, load_backend
+from zsseg.classify.backends.clip import cached_weights, split_spec
+from zsseg.errors import ZsSegError
+
+TINY = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    (folder / "zsseg-tiny-clip.json").write_text(json.dumps(TINY))
+    open_clip.add_model_config(folder / "zsseg-tiny-clip.json")
+    torch.manual_seed(0)
+    model = open_clip.create_model("zsseg-tiny-clip")
+    path = folder / "tiny.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_loads_local_checkpoint_and_matches_open_clip(tiny_checkpoint):
+    backend = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}")
+    assert backend.name == f"clip:zsseg-tiny-clip/{tiny_checkpoint}"
+    assert backend.input_size == 32
+    ref, _, preprocess = open_clip.create_model_and_transforms("zsseg-tiny-clip", pretrained=str(tiny_checkpoint))
+    ref.eval()
+    tokenizer = open_clip.get_tokenizer("zsseg-tiny-clip")
+    texts = ["a photo of a cat.", "a photo of a sofa."]
+    with torch.no_grad():
+        want_text = F.normalize(ref.encode_text(tokenizer(texts)), dim=-1)
+    torch.testing.assert_close(backend.encode_texts(texts), want_text, rtol=1e-5, atol=1e-6)
+
+    # An image already at the input size, with a full mask, is exactly open_clip's preprocessing.
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want_img = F.normalize(ref.encode_image(preprocess(Image.fromarray(img))[None]), dim=-1)
+    clf = RegionClassifier(backend, templates="single")
+    got = clf.region_embeddings(img, np.ones((1, 32, 32), bool))
+    torch.testing.assert_close(got, want_img, rtol=1e-4, atol=1e-5)
+
+    probs = clf.classify(img, np.ones((1, 32, 32), bool), ["cat", "sofa"])
+    with torch.no_grad():
+        want_txt = F.normalize(ref.encode_text(tokenizer(["a photo of a cat.", "a photo of a sofa."])), dim=-1)
+        want = (ref.logit_scale.exp() * want_img @ want_txt.T).softmax(-1)
+    np.testing.assert_allclose(probs, want.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert cached_weights("ViT-B-16/openai") is None or True  # a developer may have them cached
+    if cached_weights("ViT-B-16/openai") is None:
+        with pytest.raises(ZsSegError, match="conse:efficientnet-lite0"):
+            load_backend("clip:ViT-B-16/openai")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("clip:NoSuchArch/openai", "unknown CLIP architecture"),
+        ("clip:ViT-B-16/nosuchtag", "known tags are"),
+        ("clip:ViT-B-16", "ARCH/PRETRAINED"),
+        ("clip:ViT-B-16//no/such/file.pt", "checkpoint file not found"),
+        ("nonsense", "unknown model"),
+        ("conse:resnet", "efficientnet-lite0"),
+    ],
+)
+def test_bad_model_names(model, message):
+    with pytest.raises(ZsSegError, match=message):
+        load_backend(model)
+
+
+def test_split_spec():
+    assert split_spec("ViT-B-16/openai") == ("ViT-B-16", "openai")
+    assert split_spec("ViT-B-16//abs/x.pt") == ("ViT-B-16", "/abs/x.pt")
+    assert split_spec("hf-hub:org/repo") == ("hf-hub:org/repo", None)
