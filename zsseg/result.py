@@ -12,7 +12,7 @@ from PIL import Image
 
 from zsseg.io import AtomicWriter
 from zsseg.proposals.base import Proposals
-from zsseg.viz import colorize, overlay, palette
+from zsseg.viz import colorize, label_image, overlay
 
 
 def ignore_index_for(num_classes: int) -> int:
@@ -81,13 +81,7 @@ class Segmentation:
 
     def label_image(self) -> Image.Image:
         """The label map as a PIL image: 8-bit with a palette for up to 255 classes, else 16-bit grey."""
-        if len(self.classes) <= 255:
-            im = Image.fromarray(self.label_map.astype(np.uint8), mode="P")
-            pal = np.zeros((256, 3), np.uint8)
-            pal[: len(self.classes)] = palette(len(self.classes))
-            im.putpalette(pal.ravel().tolist())
-            return im
-        return Image.fromarray(self.label_map.astype(np.uint16))
+        return label_image(self.label_map, len(self.classes))
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description: vocabulary, model, proposer, per-class pixel share, per-stage timings."""

@@ -33,6 +33,25 @@ def colorize(label_map: np.ndarray, num_classes: int, ignore_index: int = 255) -
     return pal[idx]
 
 
+def label_image(label_map: np.ndarray, num_classes: int) -> Image.Image:
+    """A label map as a single-channel PIL image whose pixel values are the class indices.
+
+    Up to 255 classes: 8-bit with :func:`palette` colours (so viewers show colours; 255 = unlabelled, black).
+    More classes: 16-bit greyscale (65535 = unlabelled).
+
+    Args:
+        label_map: int (H, W), values in 0..num_classes-1 or the unlabelled value.
+        num_classes: size of the vocabulary.
+    """
+    if num_classes <= 255:
+        im = Image.fromarray(label_map.astype(np.uint8), mode="P")
+        pal = np.zeros((256, 3), np.uint8)
+        pal[:num_classes] = palette(num_classes)
+        im.putpalette(pal.ravel().tolist())
+        return im
+    return Image.fromarray(label_map.astype(np.uint16))
+
+
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)

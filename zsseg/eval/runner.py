@@ -8,38 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from zsseg.data.dataset import SegDataset
 from zsseg.eval.semseg import SemSegEvaluator
+from zsseg.viz import label_image
 
 Segmenter = Callable[[np.ndarray, Sequence[str]], np.ndarray]
 """``segment(image uint8 (H, W, 3) RGB, vocabulary) -> int (H, W)`` label map indexing the vocabulary."""
 
 
-def palette(size: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map: uint8 (size, 3), class k -> a fixed colour (0 black, 255 light grey)."""
-    cmap = np.zeros((size, 3), dtype=np.uint8)
-    for k in range(size):
-        c, r, g, b = k, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[k] = (r, g, b)
-    return cmap
-
-
-def save_label_png(label: np.ndarray, path: Path) -> None:
-    """Write an int (H, W) label map as a single-channel PNG.
-
-    Values 0..255 are written as a uint8 palette PNG (VOC colour map, so the file is both the raw ids and
-    a viewable picture); a map with larger values (K > 255) as a 16-bit grayscale PNG.
+def save_label_png(label: np.ndarray, path: Path, num_classes: int) -> None:
+    """Write an int (H, W) prediction in ``zsseg segment``'s format (:func:`zsseg.viz.label_image`).
 
     Raises:
-        ValueError: negative values or values above 65535.
+        ValueError: a map that is not 2-D, or values outside 0..65535.
     """
     label = np.asarray(label)
     if label.ndim != 2:
@@ -48,12 +31,7 @@ def save_label_png(label: np.ndarray, path: Path) -> None:
     if lo < 0 or hi > 65535:
         raise ValueError(f"label values {lo}..{hi} do not fit a PNG (0..65535)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if hi <= 255:
-        im = Image.fromarray(label.astype(np.uint8), mode="P")
-        im.putpalette(palette().reshape(-1).tolist())
-    else:
-        im = Image.fromarray(label.astype(np.uint16))
-    im.save(path)
+    label_image(label, num_classes).save(path)
 
 
 def evaluate_dataset(
@@ -103,7 +81,7 @@ def evaluate_dataset(
             )
         evaluator.process(pred, gt)
         if save_predictions is not None:
-            save_label_png(pred, Path(save_predictions) / f"{sample.id}.png")
+            save_label_png(pred, Path(save_predictions) / f"{sample.id}.png", info.num_classes)
     bar.close()
     results = evaluator.evaluate()
     results["dataset"] = info.name

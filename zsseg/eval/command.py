@@ -1,0 +1,93 @@
+"""``zsseg eval``: segment a benchmark split and score it (mIoU, and seen/unseen/hIoU where defined)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from zsseg.errors import ZsSegError
+
+
+def register(sub: Any) -> None:
+    """Add the ``eval`` sub-command to the ``zsseg`` parser."""
+    from zsseg.classify import MODEL_HELP
+    from zsseg.classify.prompts import TEMPLATE_SETS
+    from zsseg.cli_options import add_proposer_flags
+    from zsseg.data import DATASET_NAMES
+    from zsseg.proposals import PROPOSER_NAMES
+
+    p = sub.add_parser("eval", help="score zsseg on a benchmark (mIoU, seen/unseen/hIoU)")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES, help="benchmark")
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="folder holding the datasets' top folders (VOCdevkit/, ADEChallengeData2016/, ...) or one of them",
+    )
+    p.add_argument("--split", default="val", help="split (default: val)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (sorted order)")
+    p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP}")
+    p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)}")
+    p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
+    p.add_argument("--out", type=Path, default=None, help="results JSON (a Markdown table is written beside it)")
+    p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted label maps (PNG)")
+    add_proposer_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from zsseg.cli_options import collect_proposer_options
+    from zsseg.data import load_dataset
+    from zsseg.eval import evaluate_dataset, format_markdown
+    from zsseg.io import ensure_writable_dir
+    from zsseg.pipeline import load
+
+    dataset = load_dataset(args.dataset, args.root, args.split)
+    if len(dataset) == 0:
+        raise ZsSegError(f"{args.dataset} {args.split} under {args.root} has no images: check --root and --split")
+    if args.out is not None:
+        ensure_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
+    if args.save_predictions is not None:
+        ensure_writable_dir(args.save_predictions)
+    options = collect_proposer_options(args)
+    if args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    seg = load(
+        model=args.model,
+        proposals=args.proposals,
+        device=args.device,
+        templates=args.templates,
+        batch_size=args.batch_size,
+        proposal_options=options,
+    )
+    print(f"zsseg: model {seg.model_name}, proposals {seg.proposer.name}", file=sys.stderr)
+    t0 = time.perf_counter()
+    results = evaluate_dataset(
+        lambda image, vocab: seg.segment(image, vocab).label_map,
+        dataset,
+        limit=args.limit,
+        save_predictions=args.save_predictions,
+    )
+    results.update(
+        {
+            "split": args.split,
+            "model": seg.model_name,
+            "proposals": seg.proposer.name,
+            "templates": args.templates,
+            "wall_seconds": round(time.perf_counter() - t0, 2),
+            "command": " ".join(["zsseg", *sys.argv[1:]]),
+        }
+    )
+    table = format_markdown(results)
+    print(table)
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(table + "\n")
+    return 0
