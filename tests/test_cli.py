@@ -26,8 +26,16 @@ def test_segment_writes_outputs_and_reports_failures(images, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
         [
-            "segment", str(images), "--classes", "person, cup, wall",
-            "--model", "conse:efficientnet-lite0", "--proposals", "selective-search", "--out", str(out),
+            "segment",
+            str(images),
+            "--classes",
+            "person, cup, wall",
+            "--model",
+            "conse:efficientnet-lite0",
+            "--proposals",
+            "selective-search",
+            "--out",
+            str(out),
         ]
     )
     err = capsys.readouterr().err
@@ -51,9 +59,21 @@ def test_segment_writes_outputs_and_reports_failures(images, tmp_path, capsys):
         (["--classes", " , "], "vocabulary is empty"),
         (["--classes", "cat, cat"], "given twice"),
         (["--classes", "cat", "--model", "nope"], "unknown model"),
-        (["--classes", "cat", "--model", "conse:efficientnet-lite0", "--proposals", "nope"], "unknown proposal generator"),
         (
-            ["--classes", "cat", "--model", "conse:efficientnet-lite0", "--proposals", "selective-search", "--points-per-side", "8"],
+            ["--classes", "cat", "--model", "conse:efficientnet-lite0", "--proposals", "nope"],
+            "unknown proposal generator",
+        ),
+        (
+            [
+                "--classes",
+                "cat",
+                "--model",
+                "conse:efficientnet-lite0",
+                "--proposals",
+                "selective-search",
+                "--points-per-side",
+                "8",
+            ],
             "do not apply",
         ),
     ],
@@ -75,7 +95,19 @@ def test_missing_path_and_unwritable_out(images, tmp_path, capsys):
     assert main(["segment", str(images / "astro.jpg"), "--classes", "cat", "--out", str(blocker / "sub")]) == 2
     assert "cannot write outputs" in capsys.readouterr().err
     (tmp_path / "v.csv").write_text("cat\n")
-    assert main(["segment", str(images / "astro.jpg"), "--classes-file", str(tmp_path / "v.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                str(images / "astro.jpg"),
+                "--classes-file",
+                str(tmp_path / "v.csv"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "unknown class list format" in capsys.readouterr().err
 
 

@@ -5,7 +5,14 @@ import pytest
 from PIL import Image
 
 from zsseg.errors import ZsSegError
-from zsseg.io import AtomicWriter, as_image_array, collect_images, parse_classes, read_classes_file, read_image
+from zsseg.io import (
+    AtomicWriter,
+    as_image_array,
+    collect_images,
+    parse_classes,
+    read_classes_file,
+    read_image,
+)
 
 
 def test_parse_classes():

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FixedProposer
 from PIL import Image
 
-from conftest import FixedProposer
 from zsseg.classify import RegionClassifier
 from zsseg.pipeline import Segmenter, leftover_regions
 from zsseg.result import Segmentation
@@ -81,5 +81,7 @@ def test_result_validates_shapes(colour_backend, toy_scene):
     r = make(colour_backend, np.stack([labels == 0]), leftover_min_fraction=2.0).segment(img, "red, green")
     with pytest.raises(ValueError, match=r"probs must have shape \(1, 2\)"):
         Segmentation(r.label_map, r.classes, r.proposals, np.zeros((1, 3), np.float32), r.confidence)
-    big = Segmentation(r.label_map, tuple(f"c{i}" for i in range(300)), r.proposals, np.zeros((1, 300), np.float32), r.confidence)
+    big = Segmentation(
+        r.label_map, tuple(f"c{i}" for i in range(300)), r.proposals, np.zeros((1, 300), np.float32), r.confidence
+    )
     assert big.ignore_index == 65535 and big.label_image().mode.startswith("I")

@@ -93,7 +93,7 @@ def assemble(
         conf[start : start + chunk_pixels] = (best / total.clamp_min(1e-12)).numpy()
     label_map = label.reshape(h, w)
     confidence = conf.reshape(h, w)
-    covered = masks.any(axis=0) if n else np.zeros((h, w), dtype=bool)
+    covered = np.asarray(masks.any(axis=0)) if n else np.zeros((h, w), dtype=bool)
 
     if background_index is not None:
         label_map[(confidence < background_threshold) | ~covered] = background_index

@@ -96,7 +96,9 @@ def _for_each_image(paths: list[Path], work: Callable[[Path], None]) -> int:
             failed += 1
             if os.environ.get("ZSSEG_DEBUG"):
                 traceback.print_exc()
-            tqdm.write(f"zsseg: error: {path}: {type(exc).__name__}: {exc} (set ZSSEG_DEBUG=1 for details)", file=sys.stderr)
+            tqdm.write(
+                f"zsseg: error: {path}: {type(exc).__name__}: {exc} (set ZSSEG_DEBUG=1 for details)", file=sys.stderr
+            )
     if failed:
         _error(f"{failed} of {len(paths)} image(s) failed; outputs were written for the others")
         return 1
@@ -134,7 +136,10 @@ def run_segment(args: argparse.Namespace) -> int:
         background_threshold=args.background_threshold,
         proposal_options=options,
     )
-    print(f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print(
+        f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
     used: set[str] = set()
 
     def work(path: Path) -> None:

@@ -64,7 +64,7 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
         from zsseg.proposals import proposer_class
 
         cls = proposer_class(name)
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
         for key, p in opts.items():
             owners.setdefault(key, []).append(name.split(":")[0])
             params.setdefault(key, p.replace(annotation=hints.get(key, str)))

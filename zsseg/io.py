@@ -82,7 +82,7 @@ def read_classes_file(path: str | Path) -> list[str]:
         except json.JSONDecodeError as exc:
             raise ZsSegError(f"{path}: invalid JSON ({exc}): give a JSON list of class names") from exc
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
-            raise ZsSegError(f"{path}: expected a JSON list of class names, e.g. [\"cat\", \"sofa\"]")
+            raise ZsSegError(f'{path}: expected a JSON list of class names, e.g. ["cat", "sofa"]')
         return parse_classes(data)
     raise ZsSegError(
         f"{path}: unknown class list format {suffix!r}: use a .txt file with one class name per line "

@@ -98,7 +98,9 @@ class Segmentation:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
-    def save(self, out_dir: str | Path, stem: str, image: np.ndarray, extra: dict[str, Any] | None = None) -> list[Path]:
+    def save(
+        self, out_dir: str | Path, stem: str, image: np.ndarray, extra: dict[str, Any] | None = None
+    ) -> list[Path]:
         """Write ``<stem>.png`` (label map), ``<stem>_overlay.png`` and ``<stem>.json`` into ``out_dir``.
 
         All three appear together or not at all.

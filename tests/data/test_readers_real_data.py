@@ -60,9 +60,7 @@ def need(root: Path, name: str) -> Path:
         ("pc59", "val", 4, 59),
     ],
 )
-def test_counts_and_every_label_valid(
-    data_root: Path, name: str, split: str, count: int, num_classes: int
-) -> None:
+def test_counts_and_every_label_valid(data_root: Path, name: str, split: str, count: int, num_classes: int) -> None:
     ds = load_dataset(name, need(data_root, name), split)
     assert len(ds) == count
     assert ds.info.num_classes == num_classes == len(ds.info.prompt_names)
@@ -88,9 +86,7 @@ def test_image_and_label_arrays(data_root: Path, name: str) -> None:
 
 def test_voc_classes_and_split(data_root: Path) -> None:
     info = load_dataset("voc", need(data_root, "voc")).info
-    assert (
-        info.classes[0] == "background" and info.classes[15] == "person" and info.classes[20] == "tvmonitor"
-    )
+    assert info.classes[0] == "background" and info.classes[15] == "person" and info.classes[20] == "tvmonitor"
     assert info.prompt_names[16] == "potted plant" and info.prompt_names[20] == "tv monitor"
     assert info.prompt_names[11] == "dining table"
     assert info.unseen == ("pottedplant", "sheep", "sofa", "train", "tvmonitor")
@@ -187,9 +183,7 @@ def test_cityscapes_train_ids(data_root: Path) -> None:
 def test_pc59_names_match_data_folder(data_root: Path) -> None:
     root = need(data_root, "pc59")
     info = load_dataset("pc59", root).info
-    names = [
-        ln.split(" ", 1)[1] for ln in (root / "pascal_context" / "classes59.txt").read_text().splitlines()
-    ]
+    names = [ln.split(" ", 1)[1] for ln in (root / "pascal_context" / "classes59.txt").read_text().splitlines()]
     assert list(info.classes) == names
     assert info.prompt_names[info.classes.index("pottedplant")] == "potted plant"
     assert info.unseen == ()

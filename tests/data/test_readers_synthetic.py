@@ -244,9 +244,7 @@ def test_fake_cityscapes_nested_cities(tmp_path: Path) -> None:
     for city in ("b_city", "a_city"):
         write_image(top / "leftImg8bit" / "val" / city / f"{city}_000000_000019_leftImg8bit.png", 2, 4)
         write_label(top / "gtFine" / "val" / city / f"{city}_000000_000019_gtFine_labelIds.png", raw)
-        write_label(
-            top / "gtFine" / "val" / city / f"{city}_000000_000019_gtFine_color.png", raw
-        )  # not a label
+        write_label(top / "gtFine" / "val" / city / f"{city}_000000_000019_gtFine_color.png", raw)  # not a label
     ds = load_dataset("cityscapes", tmp_path, "val")
     assert [s.id for s in ds.samples] == ["a_city_000000_000019", "b_city_000000_000019"]
     np.testing.assert_array_equal(ds.load_label(ds.samples[0]), [[0, 1, 255, 18], [13, 255, 10, 11]])
@@ -277,9 +275,7 @@ def test_dataset_info_checks() -> None:
 
 
 def test_cityscapes_table_matches_cityscapesscripts() -> None:
-    labels_mod = pytest.importorskip(
-        "cityscapesscripts.helpers.labels", reason="cityscapesscripts not installed"
-    )
+    labels_mod = pytest.importorskip("cityscapesscripts.helpers.labels", reason="cityscapesscripts not installed")
     expected = sorted((lab.trainId, lab.id, lab.name) for lab in labels_mod.labels if 0 <= lab.trainId < 19)
     rows = packaged_class_table("cityscapes.txt")
     assert [(k, r.raw, r.name) for k, r in enumerate(rows)] == expected

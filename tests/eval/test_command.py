@@ -30,8 +30,19 @@ def test_eval_writes_json_markdown_and_predictions(tmp_path, capsys):
     out = tmp_path / "res" / "results.json"
     code = main(
         [
-            "eval", "--dataset", "folder", "--root", str(tmp_path / "ds"), "--model", "conse:efficientnet-lite0",
-            "--proposals", "selective-search", "--out", str(out), "--save-predictions", str(tmp_path / "pred"),
+            "eval",
+            "--dataset",
+            "folder",
+            "--root",
+            str(tmp_path / "ds"),
+            "--model",
+            "conse:efficientnet-lite0",
+            "--proposals",
+            "selective-search",
+            "--out",
+            str(out),
+            "--save-predictions",
+            str(tmp_path / "pred"),
         ]
     )
     assert code == 0
@@ -44,6 +55,8 @@ def test_eval_writes_json_markdown_and_predictions(tmp_path, capsys):
 
 
 def test_eval_bad_root_is_one_line(tmp_path, capsys):
-    code = main(["eval", "--dataset", "voc20", "--root", str(tmp_path / "missing"), "--model", "conse:efficientnet-lite0"])
+    code = main(
+        ["eval", "--dataset", "voc20", "--root", str(tmp_path / "missing"), "--model", "conse:efficientnet-lite0"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("zsseg: error:")

@@ -74,17 +74,13 @@ def test_oracle_and_constant_segmenters(tmp_path: Path) -> None:
 
     res = evaluate_dataset(constant, ds, progress=False)
     assert res["num_images"] == 4
-    assert (
-        res["IoU"]["sky"] == pytest.approx(400 / 9) and res["IoU"]["road"] == 0.0 and res["IoU"]["car"] == 0.0
-    )
+    assert res["IoU"]["sky"] == pytest.approx(400 / 9) and res["IoU"]["road"] == 0.0 and res["IoU"]["car"] == 0.0
     assert "| folder | 4 |" in format_markdown(res)
 
 
 def test_wrong_prediction_shape(tmp_path: Path) -> None:
     ds = make_folder(tmp_path / "ds", n=1)
-    with pytest.raises(
-        ValueError, match=r"segmenter returned shape \(9, 6\) for s0, but its label is \(6, 9\)"
-    ):
+    with pytest.raises(ValueError, match=r"segmenter returned shape \(9, 6\) for s0, but its label is \(6, 9\)"):
         evaluate_dataset(lambda im, voc: np.zeros((9, 6), int), ds, progress=False)
 
 

@@ -146,9 +146,7 @@ def test_unseen_split_and_hiou() -> None:
 
 def test_errors() -> None:
     ev = SemSegEvaluator(3)
-    with pytest.raises(
-        ValueError, match=r"prediction shape \(2, 3\) differs from ground-truth shape \(3, 2\)"
-    ):
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 3\) differs from ground-truth shape \(3, 2\)"):
         ev.process(np.zeros((2, 3), int), np.zeros((3, 2), int))
     with pytest.raises(ValueError, match="integer"):
         ev.process(np.zeros((2, 2), float), np.zeros((2, 2), int))

@@ -20,8 +20,8 @@ from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
     """Tight boxes of non-empty masks: bool (N, H, W) -> int64 (N, 4) as x0, y0, x1, y1 (exclusive)."""
-    rows = masks.any(axis=2)
-    cols = masks.any(axis=1)
+    rows = np.asarray(np.any(masks, axis=2))
+    cols = np.asarray(np.any(masks, axis=1))
     if not (rows.any(axis=1).all()):
         raise ValueError("every mask must have at least one pixel")
     y0 = rows.argmax(axis=1)

@@ -50,9 +50,7 @@ class DatasetInfo:
         if self.synonyms and len(self.synonyms) != len(self.classes):
             raise ValueError(f"{len(self.classes)} classes but {len(self.synonyms)} synonym tuples")
         if 0 <= self.ignore_index < len(self.classes):
-            raise ValueError(
-                f"ignore_index {self.ignore_index} is a class id (there are {len(self.classes)})"
-            )
+            raise ValueError(f"ignore_index {self.ignore_index} is a class id (there are {len(self.classes)})")
         missing = [u for u in self.unseen if u not in self.classes]
         if missing:
             raise ValueError(f"unseen classes {missing} are not among the classes of {self.name}")
@@ -219,9 +217,7 @@ class SegDataset:
             with Image.open(sample.image_path) as im:
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as err:
-            raise ZsSegError(
-                f"cannot read image {sample.image_path} ({err}); re-download or remove the file"
-            ) from err
+            raise ZsSegError(f"cannot read image {sample.image_path} ({err}); re-download or remove the file") from err
 
     def load_raw_label(self, sample: Sample) -> np.ndarray:
         """The label file's stored values as an int64 (H, W) array, before any mapping.

@@ -124,9 +124,7 @@ def _make(
 
 def _voc_samples(root: Path, split: str) -> list[Sample]:
     layout = "VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation/<split>.txt}"
-    top = _find_top(
-        root, ("VOCdevkit/VOC2012", "VOC2012", ""), ("JPEGImages", "SegmentationClass"), layout, "VOC"
-    )
+    top = _find_top(root, ("VOCdevkit/VOC2012", "VOC2012", ""), ("JPEGImages", "SegmentationClass"), layout, "VOC")
     list_file = top / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not list_file.is_file():
         raise ZsSegError(f"split list {list_file} does not exist; VOC splits are train, val and trainval")
@@ -135,9 +133,7 @@ def _voc_samples(root: Path, split: str) -> list[Sample]:
     for i in ids:
         image, label = top / "JPEGImages" / f"{i}.jpg", top / "SegmentationClass" / f"{i}.png"
         if not image.is_file():
-            raise ZsSegError(
-                f"image {image} (listed in {list_file}) is missing; add it or drop {i} from the list"
-            )
+            raise ZsSegError(f"image {image} (listed in {list_file}) is missing; add it or drop {i} from the list")
         if not label.is_file():
             raise ZsSegError(f"image {image} has no label {label}; add it or drop {i} from {list_file}")
         samples.append(Sample(i, image, label))
@@ -190,9 +186,7 @@ def _large_class_list(top: Path, filename: str, count: int, name: str) -> list[C
 
 
 def _ade847(root: Path, split: str) -> SegDataset:
-    layout = (
-        "ADE20K_2021_17_01/{images_detectron2,annotations_detectron2}/{training,validation}/ + classes847.txt"
-    )
+    layout = "ADE20K_2021_17_01/{images_detectron2,annotations_detectron2}/{training,validation}/ + classes847.txt"
     markers = ("images_detectron2", "annotations_detectron2")
     top = _find_top(root, ("ADE20K_2021_17_01", ""), markers, layout, "ADE-847")
     sub = _split_dir("ade847", split, {"train": "training", "val": "validation"})
@@ -243,18 +237,14 @@ def _cityscapes(root: Path, split: str) -> SegDataset:
 def _pcontext(root: Path, split: str, count: int) -> SegDataset:
     name = f"pc{count}"
     ann = "annotations_detectron2"
-    layout = (
-        f"pascal_context/{ann}/{name}_<split>/, images in pascal_context/JPEGImages/ or VOCdevkit/VOC2010/"
-    )
+    layout = f"pascal_context/{ann}/{name}_<split>/, images in pascal_context/JPEGImages/ or VOCdevkit/VOC2010/"
     top = _find_top(root, ("pascal_context", "VOCdevkit/VOC2010", "VOC2010", ""), (ann,), layout, name)
     sub = _split_dir(name, split, {"train": f"{name}_train", "val": f"{name}_val"})
     voc2010 = Path("VOCdevkit") / "VOC2010" / "JPEGImages"
     image_dirs = [top / "JPEGImages", root / voc2010, top.parent / "JPEGImages", top.parent / voc2010]
     image_dir = next((d for d in image_dirs if d.is_dir()), None)
     if image_dir is None:
-        raise ZsSegError(
-            f"no PASCAL-Context images found; expected one of {[str(d) for d in image_dirs[:2]]}"
-        )
+        raise ZsSegError(f"no PASCAL-Context images found; expected one of {[str(d) for d in image_dirs[:2]]}")
     label_dir = top / ann / sub
     if not label_dir.is_dir():
         raise ZsSegError(f"folder {label_dir} does not exist; expected {layout}")

@@ -76,9 +76,7 @@ def evaluate_dataset(
         pred = np.asarray(segment(image, vocabulary))
         seconds += time.perf_counter() - start
         if pred.shape != gt.shape:
-            raise ValueError(
-                f"segmenter returned shape {pred.shape} for {sample.id}, but its label is {gt.shape}"
-            )
+            raise ValueError(f"segmenter returned shape {pred.shape} for {sample.id}, but its label is {gt.shape}")
         evaluator.process(pred, gt)
         if save_predictions is not None:
             save_label_png(pred, Path(save_predictions) / f"{sample.id}.png", info.num_classes)

@@ -92,9 +92,7 @@ class SemSegEvaluator:
         g, p = g[keep], p[keep]
         if g.size and (g.min() < 0 or g.max() >= k):
             bad = np.unique(g[(g < 0) | (g >= k)])[:8].tolist()
-            raise ValueError(
-                f"ground truth has values {bad} outside 0..{k - 1} that are not {self.ignore_index}"
-            )
+            raise ValueError(f"ground truth has values {bad} outside 0..{k - 1} that are not {self.ignore_index}")
         p[(p < 0) | (p >= k)] = k  # any invalid prediction -> the extra "no valid class" row
         self.conf += np.bincount(p * k + g, minlength=self.conf.size).reshape(self.conf.shape)
         self.num_images += 1

@@ -23,7 +23,16 @@ import torch
 from zsseg.errors import ZsSegError
 from zsseg.proposals.base import MaskProposer, Proposals
 
-PROPOSER_NAMES = ("auto", "mobilesam", "selective-search", "ucm", "sam:vit_b", "sam:vit_l", "sam:vit_h", "mask2former:HF_ID")
+PROPOSER_NAMES = (
+    "auto",
+    "mobilesam",
+    "selective-search",
+    "ucm",
+    "sam:vit_b",
+    "sam:vit_l",
+    "sam:vit_h",
+    "mask2former:HF_ID",
+)
 
 
 def resolve_name(name: str) -> str:
@@ -57,7 +66,7 @@ def proposer_class(name: str) -> type:
 
 def proposer_options(name: str) -> dict[str, inspect.Parameter]:
     """The knobs of generator ``name``: constructor parameters with a default, by name."""
-    sig = inspect.signature(proposer_class(name).__init__)
+    sig = inspect.signature(proposer_class(name))
     return {
         p.name: p
         for p in sig.parameters.values()

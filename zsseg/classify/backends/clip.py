@@ -45,8 +45,10 @@ class ClipBackend:
         cfg = open_clip.get_model_preprocess_cfg(model)
         size = cfg.get("size", 224)
         self.input_size = int(size if isinstance(size, int) else size[0])
-        self.mean = tuple(float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))  # type: ignore[assignment]
-        self.std = tuple(float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD))  # type: ignore[assignment]
+        mean = [float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)]
+        std = [float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD)]
+        self.mean: tuple[float, float, float] = (mean[0], mean[1], mean[2])
+        self.std: tuple[float, float, float] = (std[0], std[1], std[2])
         self.logit_scale = float(model.logit_scale.exp().item())  # type: ignore[operator]
 
     @torch.inference_mode()
@@ -63,7 +65,7 @@ class ClipBackend:
 
 def _fix_hint(spec: str) -> str:
     return (
-        f"download them once on a machine with internet (python -c \"import open_clip; "
+        f'download them once on a machine with internet (python -c "import open_clip; '
         f"open_clip.create_model('{spec.split('/')[0]}', pretrained='{spec.partition('/')[2]}')\") and copy "
         f"the Hugging Face cache (~/.cache/huggingface), or pass a local file as --model clip:ARCH/PATH, "
         f"or use the offline backend --model conse:efficientnet-lite0"
@@ -155,8 +157,7 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
     if pretrained is not None:
         if arch not in open_clip.list_models():
             raise ZsSegError(
-                f"unknown CLIP architecture {arch!r}: use a name from open_clip.list_models(), "
-                f"e.g. clip:{DEFAULT_CLIP}"
+                f"unknown CLIP architecture {arch!r}: use a name from open_clip.list_models(), e.g. clip:{DEFAULT_CLIP}"
             )
         is_file = os.path.isfile(pretrained)
         if not is_file and pretrained not in list_pretrained_tags_by_model(arch):
@@ -173,6 +174,8 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
         raise
     except Exception as exc:  # open_clip raises RuntimeError/FileNotFoundError/OSError on download failure
         if cached_weights(spec) is None:
-            raise ZsSegError(f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}") from exc
+            raise ZsSegError(
+                f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}"
+            ) from exc
         raise ZsSegError(f"could not load CLIP {spec}: {exc}") from exc
     return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device)

