@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FixedProposer
 from PIL import Image
+from zsseg_testing import FixedProposer
 
 from zsseg.classify import RegionClassifier
 from zsseg.pipeline import Segmenter, leftover_regions

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import REPO
+from zsseg_testing import REPO
 
 pytestmark = pytest.mark.weights
 

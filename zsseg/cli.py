@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help='with a "background" class: pixels whose best other class has confidence below this are background',
     )
+    from zsseg.train.command import add_classifier_flags
+
+    add_classifier_flags(seg)
     add_proposer_flags(seg)
 
     prop = sub.add_parser("proposals", help="write class-agnostic mask proposals of images")
@@ -118,6 +121,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from zsseg.cli_options import collect_proposer_options
     from zsseg.io import collect_images, ensure_writable_dir, parse_classes, read_classes_file, read_image
     from zsseg.pipeline import load
+    from zsseg.train.command import classifier_options
 
     classes = read_classes_file(args.classes_file) if args.classes_file else parse_classes(args.classes)
     paths = collect_images(args.paths)
@@ -135,6 +139,7 @@ def run_segment(args: argparse.Namespace) -> int:
         unlabelled_threshold=args.unlabelled_threshold,
         background_threshold=args.background_threshold,
         proposal_options=options,
+        **classifier_options(args),
     )
     print(
         f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)",

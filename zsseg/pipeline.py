@@ -143,6 +143,9 @@ def load(
     unlabelled_threshold: float | None = None,
     background_threshold: float = 0.5,
     proposal_options: dict[str, Any] | None = None,
+    classifier_checkpoint: str | Path | None = None,
+    prompts_checkpoint: str | Path | None = None,
+    ensemble_lambda: float | None = None,
 ) -> Segmenter:
     """Build a :class:`Segmenter`, like ``clip.load``.
 
@@ -155,15 +158,28 @@ def load(
         unlabelled_threshold: see :class:`Segmenter`.
         background_threshold: see :class:`Segmenter`.
         proposal_options: keyword arguments of the proposal generator's constructor.
+        classifier_checkpoint: a strategy-2 checkpoint (``zsseg train --what strategy2``), ensembled with the
+            frozen classifier; its backend is used when ``model`` is ``auto``.
+        prompts_checkpoint: learned prompts (``zsseg train --what prompts``) replacing ``templates``.
+        ensemble_lambda: the ensemble's exponent; None keeps the checkpoint's.
 
     Example:
         >>> seg = zsseg.load(model="conse:efficientnet-lite0", proposals="selective-search")
         >>> result = seg.segment("photo.jpg", "cat, sofa, potted plant")
         >>> result.label_map.shape  # (H, W)
     """
-    backend = load_backend(model, device=device)
+    from zsseg.train import build_classifier, resolve_model
+
+    backend = load_backend(resolve_model(model, classifier_checkpoint, prompts_checkpoint), device=device)
     proposer = build_proposer(proposals, device=device, **(proposal_options or {}))
-    classifier = RegionClassifier(backend, templates=templates, batch_size=batch_size)
+    classifier = build_classifier(
+        backend,
+        templates=templates,
+        batch_size=batch_size,
+        classifier=classifier_checkpoint,
+        prompts=prompts_checkpoint,
+        lambda_=ensemble_lambda,
+    )
     return Segmenter(
         proposer,
         classifier,

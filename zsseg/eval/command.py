@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
     p.add_argument("--out", type=Path, default=None, help="results JSON (a Markdown table is written beside it)")
     p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted label maps (PNG)")
+    from zsseg.train.command import add_classifier_flags
+
+    add_classifier_flags(p)
     add_proposer_flags(p)
     p.set_defaults(run=run)
 
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from zsseg.eval import evaluate_dataset, format_markdown
     from zsseg.io import ensure_writable_dir
     from zsseg.pipeline import load
+    from zsseg.train.command import classifier_options
 
     dataset = load_dataset(args.dataset, args.root, args.split)
     if len(dataset) == 0:
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         templates=args.templates,
         batch_size=args.batch_size,
         proposal_options=options,
+        **classifier_options(args),
     )
     print(f"zsseg: model {seg.model_name}, proposals {seg.proposer.name}", file=sys.stderr)
     t0 = time.perf_counter()

@@ -1,0 +1,245 @@
+"""Checkpoints of ``zsseg train``: a safetensors file of the trained tensors plus a JSON file beside it.
+
+``NAME.safetensors`` holds the trained tensors only (strategy 2: ``model.tower.*`` and ``model.no_object``;
+prompts: ``prompt.ctx``) and, in its metadata under ``"zsseg"``, the same JSON as ``NAME.json``: format,
+``what`` (``strategy2`` or ``prompts``), ``backend`` (model string), ``vocabulary`` (trained class names),
+``seen`` (names treated as seen by the ensemble, or null), ``dataset``, ``split``, ``lambda``, ``epoch``
+(epochs completed), ``options`` (training options) and ``history`` (per-epoch loss, accuracy, seconds).
+The safetensors metadata is authoritative; the JSON is for people and tools. ``NAME.optim.safetensors``
+holds the optimizer state for ``--resume``. Every file is written to a temporary name and moved into place
+(``os.replace``), so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.region import RegionClassifier
+from zsseg.errors import ZsSegError
+
+FORMAT = "zsseg-train/1"
+WHATS: tuple[str, ...] = ("strategy2", "prompts")
+
+
+def json_path(path: Path) -> Path:
+    """``x.safetensors`` -> ``x.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def optim_path(path: Path) -> Path:
+    """``x.safetensors`` -> ``x.optim.safetensors``."""
+    return Path(path).with_suffix(".optim.safetensors")
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Delay Ctrl-C until the block ends (in the main thread), so a save is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[object] = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def _replace_atomically(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files 0600; give the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(
+    path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], optimizer: torch.optim.Optimizer | None
+) -> None:
+    """Write the optimizer state, the tensors (with ``meta``) and the JSON, each atomically, Ctrl-C deferred."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    text = json.dumps(meta, indent=1)
+    with sigint_deferred():
+        if optimizer is not None:
+            state = {
+                f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(float(v))).detach().cpu().contiguous()
+                for i, st in optimizer.state_dict()["state"].items()
+                for k, v in st.items()
+            }
+            epoch_meta = {"epoch": str(meta["epoch"])}
+            _replace_atomically(optim_path(path), lambda p: save_file(state, str(p), metadata=epoch_meta))
+        cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        _replace_atomically(path, lambda p: save_file(cpu, str(p), metadata={"zsseg": text}))
+        _replace_atomically(json_path(path), lambda p: p.write_text(text + "\n", encoding="utf-8"))
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint.
+
+    Raises:
+        ZsSegError: a missing, unreadable or foreign file.
+    """
+    from safetensors import safe_open
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ZsSegError(f"checkpoint {path} not found: pass the .safetensors file written by zsseg train --out")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("zsseg", "null"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as exc:  # safetensors raises its own SafetensorError on a corrupt file
+        raise ZsSegError(f"cannot read checkpoint {path} ({exc}): retrain it with zsseg train") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("what") not in WHATS:
+        raise ZsSegError(f"{path} is not a zsseg train checkpoint: pass a file written by zsseg train --out")
+    return tensors, meta
+
+
+def load_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int) -> bool:
+    """Restore the optimizer state saved beside checkpoint ``path`` if it belongs to ``epoch``; True if done."""
+    from safetensors import safe_open
+
+    file = optim_path(path)
+    if not file.is_file():
+        return False
+    with safe_open(str(file), framework="pt") as f:
+        if (f.metadata() or {}).get("epoch") != str(epoch):
+            return False
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key in f.keys():  # noqa: SIM118
+            i, _, name = key.partition(".")
+            state.setdefault(int(i), {})[name] = f.get_tensor(key)
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    return True
+
+
+def _check(meta: dict[str, Any], path: Path, backend: VisionLanguageBackend, what: str) -> None:
+    if meta["what"] != what:
+        flag = "--prompts" if meta["what"] == "prompts" else "--classifier"
+        raise ZsSegError(f"{path} holds a {meta['what']} checkpoint, not {what}: pass it as {flag}")
+    if meta["backend"] != backend.name:
+        raise ZsSegError(f"{path} was trained with --model {meta['backend']}, not {backend.name}: pass that model")
+
+
+def checkpoint_model(path: str | Path) -> str:
+    """The model string (``--model``) a checkpoint was trained with."""
+    return str(read_checkpoint(path)[1]["backend"])
+
+
+def resolve_model(model: str, *checkpoints: str | Path | None) -> str:
+    """``model``, except that ``auto`` becomes the model the first given checkpoint was trained with."""
+    given = [c for c in checkpoints if c is not None]
+    return checkpoint_model(given[0]) if model == "auto" and given else model
+
+
+def load_strategy2(path: str | Path, backend: VisionLanguageBackend, batch_size: int = 32) -> Any:
+    """A :class:`~zsseg.train.strategy2.Strategy2Classifier` and the checkpoint's metadata."""
+    from zsseg.train.strategy2 import Strategy2Classifier, build_strategy2
+
+    tensors, meta = read_checkpoint(path)
+    _check(meta, Path(path), backend, "strategy2")
+    opts = meta["options"]
+    model = build_strategy2(backend, opts["train"], int(opts["last_blocks"]), float(opts["logit_scale"]))
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ZsSegError(f"{path} does not fit {backend.name} ({exc}): retrain it with zsseg train") from exc
+    return Strategy2Classifier(backend, model, templates=opts["templates"], batch_size=batch_size), meta
+
+
+def load_classifier_checkpoint(
+    path: str | Path,
+    backend: VisionLanguageBackend,
+    *,
+    strategy1: RegionClassifier | None = None,
+    ensemble: bool = True,
+    lambda_: float | None = None,
+    batch_size: int = 32,
+) -> RegionClassifier:
+    """The strategy-2 classifier of a ``zsseg train --what strategy2`` checkpoint, ensembled with strategy 1.
+
+    Args:
+        path: the checkpoint's ``.safetensors`` file.
+        backend: the backend it was trained with (``checkpoint_model(path)`` names it).
+        strategy1: the frozen classifier to ensemble with; default a :class:`RegionClassifier` with the
+            checkpoint's templates (pass a prompt-learned one to combine both).
+        ensemble: False returns strategy 2 alone.
+        lambda_: ensemble exponent; None uses the one stored in the checkpoint (``--lambda``).
+        batch_size: crops per forward pass.
+
+    Returns:
+        an :class:`~zsseg.train.ensemble.EnsembleClassifier` (or a ``Strategy2Classifier``); both have
+        ``classify(image, masks, classes) -> float32 (N, K)`` and ``backend``.
+    """
+    from zsseg.train.ensemble import EnsembleClassifier
+
+    s2, meta = load_strategy2(path, backend, batch_size)
+    if not ensemble:
+        return s2  # type: ignore[no-any-return]
+    if strategy1 is None:
+        strategy1 = RegionClassifier(backend, templates=meta["options"]["templates"], batch_size=batch_size)
+    lam = float(meta["lambda"]) if lambda_ is None else float(lambda_)
+    if not 0.0 <= lam <= 1.0:
+        raise ZsSegError(f"the ensemble lambda must be in [0, 1], got {lam}: pass e.g. --lambda 0.8")
+    return EnsembleClassifier(strategy1, s2, meta["seen"], lam)
+
+
+def load_prompts_checkpoint(path: str | Path, backend: VisionLanguageBackend, batch_size: int = 32) -> Any:
+    """The :class:`~zsseg.train.prompts.PromptLearnedClassifier` of a ``zsseg train --what prompts`` checkpoint."""
+    from zsseg.train.prompts import PromptLearnedClassifier, build_prompt_learner
+
+    tensors, meta = read_checkpoint(path)
+    _check(meta, Path(path), backend, "prompts")
+    ctx = tensors.get("prompt.ctx")
+    if ctx is None or ctx.ndim != 2:
+        raise ZsSegError(f"{path} has no context vectors: retrain it with zsseg train --what prompts")
+    learner = build_prompt_learner(backend, int(ctx.shape[0]), meta["options"]["suffix"])
+    if learner.ctx.shape != ctx.shape:
+        raise ZsSegError(
+            f"{path} has context vectors {tuple(ctx.shape)}, {backend.name} needs width "
+            f"{learner.ctx.shape[1]}: retrain it with zsseg train --what prompts"
+        )
+    with torch.no_grad():
+        learner.ctx.copy_(ctx)
+    return PromptLearnedClassifier(backend, learner, batch_size=batch_size)
+
+
+def build_classifier(
+    backend: VisionLanguageBackend,
+    templates: str | Sequence[str] = "vild",
+    batch_size: int = 32,
+    classifier: str | Path | None = None,
+    prompts: str | Path | None = None,
+    lambda_: float | None = None,
+) -> RegionClassifier:
+    """The pipeline's region classifier: strategy 1 (templates, or learned ``prompts``), ensembled with the
+    strategy-2 ``classifier`` checkpoint when given. With neither checkpoint: ``RegionClassifier(backend, ...)``.
+    """
+    strategy1 = (
+        load_prompts_checkpoint(prompts, backend, batch_size)
+        if prompts is not None
+        else RegionClassifier(backend, templates=templates, batch_size=batch_size)
+    )
+    if classifier is None:
+        return strategy1  # type: ignore[no-any-return]
+    return load_classifier_checkpoint(classifier, backend, strategy1=strategy1, lambda_=lambda_, batch_size=batch_size)
