@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from zsseg_testing import ColourBackend
+from zsseg_testing import ColourBackend, shared_data
 
 
 @pytest.fixture
@@ -21,3 +23,12 @@ def toy_scene() -> tuple[np.ndarray, np.ndarray]:
         img[:, sl, i] = 220
         labels[:, sl] = i
     return img, labels
+
+
+@pytest.fixture(scope="module")
+def data_root() -> Path:
+    """The benchmark data folder (``$ZSSEG_DATA`` or ``<repo>/../shared/data``); skips where it is absent."""
+    root = shared_data()
+    if root is None:
+        pytest.skip("benchmark data folder ../shared/data is absent (set ZSSEG_DATA or provide ../shared/data)")
+    return root

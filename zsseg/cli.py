@@ -118,28 +118,15 @@ def _stem(path: Path, used: set[str]) -> str:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from zsseg.cli_options import collect_proposer_options
+    from zsseg.cli_options import segmenter_from_args
     from zsseg.io import collect_images, ensure_writable_dir, parse_classes, read_classes_file, read_image
-    from zsseg.pipeline import load
-    from zsseg.train.command import classifier_options
 
     classes = read_classes_file(args.classes_file) if args.classes_file else parse_classes(args.classes)
     paths = collect_images(args.paths)
     out = ensure_writable_dir(args.out)
-    options = collect_proposer_options(args)
-    if args.checkpoint:
-        options["checkpoint"] = args.checkpoint
     t0 = time.perf_counter()
-    seg = load(
-        model=args.model,
-        proposals=args.proposals,
-        device=args.device,
-        templates=args.templates,
-        batch_size=args.batch_size,
-        unlabelled_threshold=args.unlabelled_threshold,
-        background_threshold=args.background_threshold,
-        proposal_options=options,
-        **classifier_options(args),
+    seg = segmenter_from_args(
+        args, unlabelled_threshold=args.unlabelled_threshold, background_threshold=args.background_threshold
     )
     print(
         f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)",

@@ -85,6 +85,26 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     return flags
 
 
+def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """Build the :class:`~zsseg.pipeline.Segmenter` that ``segment``/``eval`` flags describe."""
+    from zsseg.pipeline import load
+    from zsseg.train.command import classifier_options
+
+    options = collect_proposer_options(args)
+    if args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    return load(
+        model=args.model,
+        proposals=args.proposals,
+        device=args.device,
+        templates=args.templates,
+        batch_size=args.batch_size,
+        proposal_options=options,
+        **classifier_options(args),
+        **extra,
+    )
+
+
 def collect_proposer_options(args: argparse.Namespace) -> dict[str, Any]:
     """The generator knobs the user set on the command line, as constructor keyword arguments."""
     out = {}

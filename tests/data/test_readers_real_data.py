@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +11,6 @@ from zsseg.data import load_dataset
 from zsseg.data.dataset import packaged_class_table
 
 pytestmark = pytest.mark.data
-
-
-def find_data_root() -> Path | None:
-    """``$ZSSEG_DATA`` if set, else ``<repo>/../shared/data``; None when the folder is absent."""
-    env = os.environ.get("ZSSEG_DATA")
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    return root.resolve() if root.is_dir() else None
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Path:
-    """The benchmark data folder; skips the test where it is absent (a user's fresh clone)."""
-    root = find_data_root()
-    if root is None:
-        where = os.environ.get("ZSSEG_DATA") or "<repo>/../shared/data"
-        pytest.skip(f"benchmark data folder {where} is absent (set ZSSEG_DATA or provide ../shared/data)")
-    return root
 
 
 TOP = {

