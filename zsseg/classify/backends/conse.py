@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,8 +88,9 @@ def load_efficientnet_lite(variant: str) -> nn.Module:
         raise ZsSegError(f"unknown ConSE image network {variant!r}: use one of {', '.join(CONSE_VARIANTS)}")
     package, _ = CONSE_VARIANTS[variant]
     try:
-        from efficientnet_lite_pytorch import EfficientNet
-
+        with warnings.catch_warnings():  # the package imports timm's deprecated module paths on every import
+            warnings.simplefilter("ignore", FutureWarning)
+            from efficientnet_lite_pytorch import EfficientNet
         weights_module = __import__(package)
     except ImportError as exc:
         dist = package.replace("_", "-")
