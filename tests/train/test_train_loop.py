@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,10 +42,10 @@ def test_a_few_epochs_reduce_the_loss(tiny_clip, voc_root: Path, tmp_path: Path,
     assert meta["vocabulary"] == seen and meta["backend"] == tiny_clip.name
 
 
-def test_resume_continues_exactly(tiny_clip, voc_root: Path, tmp_path: Path, monkeypatch) -> None:
+def interrupt_epoch_2(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Make training raise KeyboardInterrupt as epoch 2 (index 1) starts, as Ctrl-C would; return the real epoch."""
     import zsseg.train.trainer as trainer
 
-    _train(tiny_clip, voc_root, tmp_path / "a.safetensors", epochs=3, train="last")
     real = trainer._run_epoch
 
     def interrupted_in_epoch_2(*a, **kw):  # type: ignore[no-untyped-def]
@@ -52,6 +54,14 @@ def test_resume_continues_exactly(tiny_clip, voc_root: Path, tmp_path: Path, mon
         return real(*a, **kw)
 
     monkeypatch.setattr(trainer, "_run_epoch", interrupted_in_epoch_2)
+    return real
+
+
+def test_resume_continues_exactly(tiny_clip, voc_root: Path, tmp_path: Path, monkeypatch) -> None:
+    import zsseg.train.trainer as trainer
+
+    _train(tiny_clip, voc_root, tmp_path / "a.safetensors", epochs=3, train="last")
+    real = interrupt_epoch_2(monkeypatch)
     with pytest.raises(trainer.TrainingInterrupted) as info:
         _train(tiny_clip, voc_root, tmp_path / "b.safetensors", epochs=3, train="last")
     assert info.value.epoch == 1
@@ -126,14 +136,7 @@ def test_cli_train_and_ctrl_c(tiny_clip, voc_root: Path, tmp_path: Path, monkeyp
             "--model", tiny_clip.name, "--epochs", "3", "--batch-size", "8", "--out", str(out)]  # fmt: skip
     import zsseg.train.trainer as trainer
 
-    real = trainer._run_epoch
-
-    def interrupted_in_epoch_2(*a, **kw):  # type: ignore[no-untyped-def]
-        if a[5] == 1:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(trainer, "_run_epoch", interrupted_in_epoch_2)
+    real = interrupt_epoch_2(monkeypatch)
     assert main(args) == 130
     assert "keeps epoch 1" in capsys.readouterr().err
     assert json.loads(out.with_suffix(".json").read_text())["epoch"] == 1
