@@ -73,3 +73,17 @@ def test_atomic_writer_all_or_nothing(tmp_path):
     with AtomicWriter() as w:
         w.write_text(tmp_path / "a.json", "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_atomic_writer_gives_outputs_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with AtomicWriter() as w:
+            w.write_text(tmp_path / "a.json", "{}")
+            w.reserve(tmp_path / "b.bin").write_bytes(b"x")  # a caller's own writer
+    finally:
+        os.umask(mask)
+    for name in ("a.json", "b.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

@@ -118,6 +118,13 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class AtomicWriter:
     """Writes several files so that either all appear or none does.
 
@@ -146,8 +153,10 @@ class AtomicWriter:
         return self._tmp(dest)
 
     def commit(self) -> list[Path]:
+        mode = 0o666 & ~_umask()  # mkstemp (and safetensors) create files 0600: give outputs the usual mode
         done = []
         for tmp, dest in self._pending:
+            os.chmod(tmp, mode)
             os.replace(tmp, dest)
             done.append(dest)
         self._pending.clear()

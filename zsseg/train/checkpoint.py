@@ -13,7 +13,6 @@ holds the optimizer state for ``--resume``. Every file is written to a temporary
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ import torch
 from zsseg.classify.backends.base import VisionLanguageBackend
 from zsseg.classify.region import RegionClassifier
 from zsseg.errors import ZsSegError
+from zsseg.io import AtomicWriter
 
 FORMAT = "zsseg-train/1"
 WHATS: tuple[str, ...] = ("strategy2", "prompts")
@@ -57,43 +57,29 @@ def sigint_deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def _replace_atomically(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(
     path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], optimizer: torch.optim.Optimizer | None
 ) -> None:
-    """Write the optimizer state, the tensors (with ``meta``) and the JSON, each atomically, Ctrl-C deferred."""
+    """Write the optimizer state, the tensors (with ``meta``) and the JSON, all together or none, Ctrl-C deferred."""
     from safetensors.torch import save_file
 
     path = Path(path)
     text = json.dumps(meta, indent=1)
-    with sigint_deferred():
+    with sigint_deferred(), AtomicWriter() as writer:
         if optimizer is not None:
             state = {
                 f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(float(v))).detach().cpu().contiguous()
                 for i, st in optimizer.state_dict()["state"].items()
                 for k, v in st.items()
             }
-            epoch_meta = {"epoch": str(meta["epoch"])}
-            _replace_atomically(optim_path(path), lambda p: save_file(state, str(p), metadata=epoch_meta))
+            save_file(state, str(writer.reserve(optim_path(path))), metadata={"epoch": str(meta["epoch"])})
         cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        _replace_atomically(path, lambda p: save_file(cpu, str(p), metadata={"zsseg": text}))
-        _replace_atomically(json_path(path), lambda p: p.write_text(text + "\n", encoding="utf-8"))
+        save_file(cpu, str(writer.reserve(path)), metadata={"zsseg": text})
+        writer.write_text(json_path(path), text + "\n")
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and metadata of a checkpoint.
+def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint (``tensors=False``: the metadata only, no tensor is read).
 
     Raises:
         ZsSegError: a missing, unreadable or foreign file.
@@ -106,12 +92,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("zsseg", "null"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises its own SafetensorError on a corrupt file
         raise ZsSegError(f"cannot read checkpoint {path} ({exc}): retrain it with zsseg train") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("what") not in WHATS:
         raise ZsSegError(f"{path} is not a zsseg train checkpoint: pass a file written by zsseg train --out")
-    return tensors, meta
+    return loaded, meta
 
 
 def load_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, epoch: int) -> bool:
@@ -142,7 +128,7 @@ def _check(meta: dict[str, Any], path: Path, backend: VisionLanguageBackend, wha
 
 def checkpoint_model(path: str | Path) -> str:
     """The model string (``--model``) a checkpoint was trained with."""
-    return str(read_checkpoint(path)[1]["backend"])
+    return str(read_checkpoint(path, tensors=False)[1]["backend"])
 
 
 def resolve_model(model: str, *checkpoints: str | Path | None) -> str:

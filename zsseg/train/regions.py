@@ -18,7 +18,6 @@ as many as the image's positives.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from zsseg.classify.region import masked_crops
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
+from zsseg.io import AtomicWriter
 from zsseg.proposals.base import MaskProposer
 
 REGION_MODES: tuple[str, ...] = ("class", "components", "both")
@@ -225,9 +225,8 @@ def load_or_encode(
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            save_file({"features": feats.contiguous(), "labels": labels.contiguous()}, str(tmp))
-            os.replace(tmp, cache)
+            with AtomicWriter() as writer:
+                save_file({"features": feats.contiguous(), "labels": labels.contiguous()}, str(writer.reserve(cache)))
         except OSError:
             pass  # a read-only cache only costs recomputation
     return feats, labels

@@ -22,6 +22,7 @@ from torch import nn
 
 from zsseg.classify.prompts import SINGLE_TEMPLATES, ensemble_class_embeddings
 from zsseg.errors import ZsSegError
+from zsseg.io import AtomicWriter
 
 CONSE_VARIANTS: dict[str, tuple[str, int]] = {
     # variant -> (weights package, input size)
@@ -160,9 +161,8 @@ class ConseBackend(nn.Module):
             emb = ensemble_class_embeddings(self.text_encoder, self.label_names, templates).to(self.device)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save(emb.cpu(), tmp)
-            os.replace(tmp, path)
+            with AtomicWriter() as writer:
+                torch.save(emb.cpu(), writer.reserve(path))
         except OSError:
             pass  # a read-only home only costs recomputation
         return emb
