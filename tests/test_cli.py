@@ -76,6 +76,10 @@ def test_segment_writes_outputs_and_reports_failures(images, tmp_path, capsys):
             ],
             "do not apply",
         ),
+        (
+            ["--classes", "cat", "--model", "conse:efficientnet-lite0", "--proposals", "ucm", "--dedup-iou", "2"],
+            "proposals 'ucm': min_region_area must be in [0, 1] and dedup_iou in (0, 1]",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, images, tmp_path, capsys):

@@ -154,10 +154,7 @@ def run_proposals(args: argparse.Namespace) -> int:
 
     paths = collect_images(args.paths)
     out = ensure_writable_dir(args.out)
-    options = collect_proposer_options(args)
-    if args.checkpoint:
-        options["checkpoint"] = args.checkpoint
-    proposer = build_proposer(args.method, device=args.device, **options)
+    proposer = build_proposer(args.method, device=args.device, **collect_proposer_options(args))
     print(f"zsseg: proposals {proposer.name}", file=sys.stderr)
     used: set[str] = set()
 

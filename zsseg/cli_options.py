@@ -91,8 +91,6 @@ def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     from zsseg.train.command import classifier_options
 
     options = collect_proposer_options(args)
-    if args.checkpoint:
-        options["checkpoint"] = args.checkpoint
     return load(
         model=args.model,
         proposals=args.proposals,
@@ -106,9 +104,11 @@ def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def collect_proposer_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The generator knobs the user set on the command line, as constructor keyword arguments."""
+    """The generator knobs the user set on the command line (and ``--checkpoint``), as keyword arguments."""
     out = {}
     for dest, value in vars(args).items():
         if dest.startswith("opt_") and value is not None:
             out[dest[4:]] = tuple(value) if isinstance(value, list) else value
+    if getattr(args, "checkpoint", None):
+        out["checkpoint"] = args.checkpoint
     return out

@@ -80,7 +80,6 @@ def build_proposer(name: str = "auto", device: str | torch.device = "cpu", **opt
     ``sam:VARIANT`` needs ``checkpoint=PATH``; ``mask2former:HF_ID`` loads a Hugging Face checkpoint.
     """
     resolved = resolve_name(name)
-    kind, _, arg = resolved.partition(":")
     known = proposer_options(resolved)
     unknown = sorted(set(options) - set(known) - {"checkpoint"})
     if unknown:
@@ -88,6 +87,15 @@ def build_proposer(name: str = "auto", device: str | torch.device = "cpu", **opt
             f"option(s) {', '.join(unknown)} do not apply to proposals {resolved!r}: "
             f"it takes {', '.join(sorted(known)) or 'no options'}"
         )
+    try:
+        return _construct(resolved, device, options)
+    except ValueError as exc:  # a knob out of range: the constructors say which and why
+        raise ZsSegError(f"proposals {resolved!r}: {exc}") from exc
+
+
+def _construct(resolved: str, device: str | torch.device, options: dict[str, Any]) -> MaskProposer:
+    """The generator ``resolved`` (a name :func:`resolve_name` returned) built with checked option names."""
+    kind, _, arg = resolved.partition(":")
     if kind == "mobilesam" and not arg:
         from zsseg.proposals.sam import build_mobilesam
 
@@ -105,7 +113,7 @@ def build_proposer(name: str = "auto", device: str | torch.device = "cpu", **opt
         raise ZsSegError(f"--checkpoint does not apply to proposals {resolved!r}")
     if kind in ("selective-search", "ucm") and not arg:
         return proposer_class(resolved)(**options)  # type: ignore[no-any-return]
-    raise ZsSegError(f"unknown proposal generator {name!r}: use one of {', '.join(PROPOSER_NAMES)}")
+    raise ZsSegError(f"unknown proposal generator {resolved!r}: use one of {', '.join(PROPOSER_NAMES)}")
 
 
 __all__ = ["PROPOSER_NAMES", "MaskProposer", "Proposals", "build_proposer", "proposer_class", "proposer_options"]
