@@ -8,7 +8,7 @@ cosine with the class text embeddings, scaled by the model's logit scale and sof
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -104,13 +104,20 @@ class RegionClassifier:
             self._cache.popitem(last=False)
         return emb
 
+    def encode_crops(
+        self, image: np.ndarray, masks: np.ndarray, encode: Callable[[torch.Tensor], torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """``encode`` applied to the masks' crops (:func:`masked_crops`), ``batch_size`` crops at a time."""
+        b = self.backend
+        return [
+            encode(masked_crops(image, masks[start : start + self.batch_size], b.input_size, b.mean, b.std))
+            for start in range(0, len(masks), self.batch_size)
+        ]
+
     def region_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """float32 (N, D) L2-normalised embeddings of each mask's crop, encoded in batches."""
         b = self.backend
-        out = []
-        for start in range(0, len(masks), self.batch_size):
-            crops = masked_crops(image, masks[start : start + self.batch_size], b.input_size, b.mean, b.std)
-            out.append(b.encode_images(crops.to(b.device)).float().cpu())
+        out = self.encode_crops(image, masks, lambda crops: b.encode_images(crops.to(b.device)).float().cpu())
         if not out:
             return torch.zeros((0, self.text_embeddings(["x"]).shape[1]))
         return torch.cat(out)

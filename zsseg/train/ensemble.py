@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.region import RegionClassifier, masked_crops
+from zsseg.classify.region import RegionClassifier
 from zsseg.train.strategy2 import Strategy2Classifier
 
 DEFAULT_LAMBDA = 0.8
@@ -132,13 +132,8 @@ class EnsembleClassifier(RegionClassifier):
             p1 = self.strategy1.classify(image, masks, classes)
             p2 = self.strategy2.classify(image, masks, classes)
         else:
-            b, tower = self.backend, self.strategy2.tower
-            pooled = torch.cat(
-                [
-                    tower.pool(masked_crops(image, masks[i : i + self.batch_size], b.input_size, b.mean, b.std))
-                    for i in range(0, len(masks), self.batch_size)
-                ]
-            )
+            tower = self.strategy2.tower
+            pooled = self.strategy2.region_features(image, masks)  # projection mode: the trunk is the pool
             text1 = self.strategy1.text_embeddings(classes)
             p1 = probs_from_embeddings(tower.frozen_embed(pooled), text1, self.strategy1.logit_scale)
             p2 = self.strategy2.probs_from_features(pooled, classes)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg.classify.backends.base import VisionLanguageBackend
-from zsseg.classify.region import RegionClassifier, masked_crops
+from zsseg.classify.region import RegionClassifier
 from zsseg.train.towers import ImageTower, build_tower
 
 
@@ -92,20 +92,8 @@ class Strategy2Classifier(RegionClassifier):
     @torch.no_grad()
     def region_features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """The tower trunk's output for each mask's crop (shape depends on the training mode)."""
-        b = self.backend
-        out = [
-            self.tower.trunk(masked_crops(image, masks[i : i + self.batch_size], b.input_size, b.mean, b.std))
-            for i in range(0, len(masks), self.batch_size)
-        ]
+        out = self.encode_crops(image, masks, self.tower.trunk)
         return torch.cat(out) if out else torch.zeros((0, self.tower.embed_dim))
-
-    @torch.no_grad()
-    def region_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """float32 (N, D) L2-normalised embeddings of each mask's crop by the trained tower."""
-        feats = self.region_features(image, masks)
-        if len(feats) == 0:
-            return torch.zeros((0, self.tower.embed_dim))
-        return F.normalize(self.tower.head(feats), dim=-1).cpu()
 
     @torch.no_grad()
     def probs_from_features(self, feats: torch.Tensor, classes: Sequence[str]) -> np.ndarray:

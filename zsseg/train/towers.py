@@ -141,11 +141,7 @@ class EfficientNetTower(ImageTower):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
     def frozen_embed(self, pooled: torch.Tensor) -> torch.Tensor:
-        backend: Any = self.backend
-        probs = self.net._fc(pooled).softmax(dim=-1)
-        top_p, top_i = probs.topk(int(backend.top_k), dim=-1)
-        label_embeddings = cast(torch.Tensor, backend.label_embeddings)
-        return F.normalize(torch.einsum("bt,btd->bd", top_p, label_embeddings[top_i]), dim=-1)
+        return cast(torch.Tensor, self.backend.embed_logits(self.net._fc(pooled)))  # type: ignore[attr-defined]
 
     def _trunk_last(self, pixels: torch.Tensor) -> torch.Tensor:
         net = self.net

@@ -170,11 +170,14 @@ class ConseBackend(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Differentiable ConSE embedding: (B, 3, S, S) -> (B, D), L2-normalised."""
         x = pixels.to(self.device).contiguous(memory_format=torch.channels_last)
-        probs = self.classifier(x).softmax(dim=-1)
-        top_p, top_i = probs.topk(self.top_k, dim=-1)
+        return self.embed_logits(self.classifier(x))
+
+    def embed_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """ConSE's combination: classifier logits (B, C) -> the top-T label embeddings weighted by their
+        softmax probabilities, (B, D), L2-normalised."""
+        top_p, top_i = logits.softmax(dim=-1).topk(self.top_k, dim=-1)
         label_embeddings: torch.Tensor = self.label_embeddings  # type: ignore[assignment]
-        emb = torch.einsum("bt,btd->bd", top_p, label_embeddings[top_i])
-        return F.normalize(emb, dim=-1)
+        return F.normalize(torch.einsum("bt,btd->bd", top_p, label_embeddings[top_i]), dim=-1)
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
