@@ -61,6 +61,27 @@ def gt_class_masks(label: np.ndarray, ignore: int) -> tuple[np.ndarray, np.ndarr
     return label[None] == ids[:, None, None], ids
 
 
+def method_probs(ens: Any, prompts: Any, feats: torch.Tensor, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every method's float32 (N, K) probabilities from the pooled features (N, F) of N regions, which strategy 1,
+    the learned prompts and strategy 2 (trained in projection mode) all start from."""
+    from zsseg.train.ensemble import ensemble_probs, probs_from_embeddings, seen_mask_for
+
+    s1, s2 = ens.strategy1, ens.strategy2
+    with torch.no_grad():
+        emb = s2.tower.frozen_embed(feats)
+        p1 = probs_from_embeddings(emb, s1.text_embeddings(classes), s1.logit_scale)
+        pp = probs_from_embeddings(emb, prompts.text_embeddings(classes), prompts.logit_scale)
+        p2 = s2.probs_from_features(feats, classes)
+    seen = seen_mask_for(classes, ens.seen)
+    return {
+        METHODS[0]: p1,
+        METHODS[1]: p2,
+        METHODS[2]: ensemble_probs(p1, p2, seen, ens.lambda_),
+        METHODS[3]: pp,
+        METHODS[4]: ensemble_probs(pp, p2, seen, ens.lambda_),
+    }
+
+
 def evaluate_gt_regions(backend: Any, out_dir: Path, root: Path, limit: int | None) -> dict[str, dict[str, Any]]:
     """Score every method on voc20 val, classifying the ground-truth class masks of each image."""
     from tqdm import tqdm
@@ -69,7 +90,7 @@ def evaluate_gt_regions(backend: Any, out_dir: Path, root: Path, limit: int | No
     from zsseg.data import load_dataset
     from zsseg.eval import SemSegEvaluator
     from zsseg.train import EnsembleClassifier, load_classifier_checkpoint, load_prompts_checkpoint
-    from zsseg.train.ensemble import ensemble_probs, probs_from_embeddings, seen_mask_for
+    from zsseg.train.ensemble import ensemble_probs, seen_mask_for
 
     ds = load_dataset("voc20", root, "val")
     info = ds.info
@@ -89,24 +110,18 @@ def evaluate_gt_regions(backend: Any, out_dir: Path, root: Path, limit: int | No
         masks, _ = gt_class_masks(label, info.ignore_index)
         if len(masks) == 0:
             continue
-        with torch.no_grad():
+        if ens.shares_trunk:  # one forward pass serves every method: prompts only change the text side
+            probs = method_probs(ens, prompts, ens.strategy2.region_features(image, masks), vocab)
+        else:
             parts = ens.components(image, masks, vocab)
-            if ens.shares_trunk:  # reuse the one forward pass: prompts only change the text side
-                from zsseg.classify.region import masked_crops
-
-                tower = ens.strategy2.tower
-                crops = masked_crops(image, masks, backend.input_size, backend.mean, backend.std)
-                emb = tower.frozen_embed(tower.pool(crops))
-                pp = probs_from_embeddings(emb, prompts.text_embeddings(vocab), prompts.logit_scale)
-            else:
-                pp = prompts.classify(image, masks, vocab)
-        probs = {
-            METHODS[0]: parts["p1"],
-            METHODS[1]: parts["p2"],
-            METHODS[2]: parts["p"],
-            METHODS[3]: pp,
-            METHODS[4]: ensemble_probs(pp, parts["p2"], seen, ens.lambda_),
-        }
+            pp = prompts.classify(image, masks, vocab)
+            probs = {
+                METHODS[0]: parts["p1"],
+                METHODS[1]: parts["p2"],
+                METHODS[2]: parts["p"],
+                METHODS[3]: pp,
+                METHODS[4]: ensemble_probs(pp, parts["p2"], seen, ens.lambda_),
+            }
         for method, p in probs.items():
             pred = np.full(label.shape, info.ignore_index, np.int64)
             for mask, k in zip(masks, p.argmax(axis=1), strict=True):
@@ -123,14 +138,12 @@ def evaluate_proposals(backend: Any, out_dir: Path, root: Path, proposer_name: s
     method's probabilities are a function of them), so the methods see identical regions.
     """
     from zsseg.classify import RegionClassifier
-    from zsseg.classify.region import masked_crops
     from zsseg.data import load_dataset
     from zsseg.eval import evaluate_dataset
     from zsseg.pipeline import Segmenter
     from zsseg.proposals import build_proposer
     from zsseg.proposals.base import Proposals
     from zsseg.train import EnsembleClassifier, load_classifier_checkpoint, load_prompts_checkpoint
-    from zsseg.train.ensemble import ensemble_probs, probs_from_embeddings, seen_mask_for
 
     ds = load_dataset("voc20", root, "val")
     base = build_proposer(proposer_name)
@@ -145,7 +158,6 @@ def evaluate_proposals(backend: Any, out_dir: Path, root: Path, proposer_name: s
     ens = load_classifier_checkpoint(out_dir / "strategy2.safetensors", backend)
     prompts = load_prompts_checkpoint(out_dir / "prompts.safetensors", backend)
     assert isinstance(ens, EnsembleClassifier) and ens.shares_trunk
-    s1, s2, tower, seen_names, lam = ens.strategy1, ens.strategy2, ens.strategy2.tower, ens.seen, ens.lambda_
     pooled: dict[int, torch.Tensor] = {}
 
     class Method(RegionClassifier):
@@ -156,29 +168,8 @@ def evaluate_proposals(backend: Any, out_dir: Path, root: Path, proposer_name: s
         def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
             key = hash((image.tobytes(), masks.tobytes()))
             if key not in pooled:
-                with torch.no_grad():
-                    pooled[key] = torch.cat(
-                        [
-                            tower.pool(
-                                masked_crops(image, masks[i : i + 32], backend.input_size, backend.mean, backend.std)
-                            )
-                            for i in range(0, len(masks), 32)
-                        ]
-                    )
-            feats = pooled[key]
-            with torch.no_grad():
-                emb = tower.frozen_embed(feats)
-                p1 = probs_from_embeddings(emb, s1.text_embeddings(classes), s1.logit_scale)
-                pp = probs_from_embeddings(emb, prompts.text_embeddings(classes), prompts.logit_scale)
-                p2 = s2.probs_from_features(feats, classes)
-            seen = seen_mask_for(classes, seen_names)
-            return {
-                METHODS[0]: p1,
-                METHODS[1]: p2,
-                METHODS[2]: ensemble_probs(p1, p2, seen, lam),
-                METHODS[3]: pp,
-                METHODS[4]: ensemble_probs(pp, p2, seen, lam),
-            }[self.method]
+                pooled[key] = ens.strategy2.region_features(image, masks)
+            return method_probs(ens, prompts, pooled[key], classes)[self.method]
 
     out = {}
     for method in METHODS:
