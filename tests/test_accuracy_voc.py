@@ -5,7 +5,6 @@ selective-search (all 200: 46.1, docs/results.md). The floor leaves room for BLA
 """
 
 import pytest
-from zsseg_testing import requires_data, shared_data
 
 import zsseg
 from zsseg.data import load_dataset
@@ -14,11 +13,8 @@ from zsseg.eval import evaluate_dataset
 pytestmark = [pytest.mark.weights, pytest.mark.data]
 
 
-@requires_data
-def test_voc20_val_miou_floor():
-    root = shared_data()
-    assert root is not None
-    dataset = load_dataset("voc20", root, "val")
+def test_voc20_val_miou_floor(data_root):
+    dataset = load_dataset("voc20", data_root, "val")
     seg = zsseg.load(model="conse:efficientnet-lite0", proposals="selective-search")
     res = evaluate_dataset(lambda im, voc: seg.segment(im, voc).label_map, dataset, limit=4, progress=False)
     assert res["mIoU"] >= 42.0, res["mIoU"]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from skimage.draw import disk, ellipse, polygon
@@ -21,11 +20,6 @@ def shared_data() -> Path | None:
     """``../shared/data`` beside the repo (or ``$ZSSEG_DATA``), or None if absent."""
     root = Path(os.environ.get("ZSSEG_DATA", REPO.parent / "shared" / "data"))
     return root if root.is_dir() else None
-
-
-requires_data = pytest.mark.skipif(
-    shared_data() is None, reason="benchmark images not found: ../shared/data (or $ZSSEG_DATA) is absent"
-)
 
 
 class ColourBackend:
@@ -63,9 +57,7 @@ class FixedProposer:
     def __init__(self, masks: np.ndarray) -> None:
         self.masks = masks
 
-    def __call__(self, image: np.ndarray):  # type: ignore[no-untyped-def]
-        from zsseg.proposals.base import Proposals
-
+    def __call__(self, image: np.ndarray) -> Proposals:
         return Proposals(self.masks, np.ones(len(self.masks), np.float32))
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from zsseg_testing import FixedProposer
 
 from zsseg.cli import main
 from zsseg.data import load_dataset
 from zsseg.errors import ZsSegError
-from zsseg.proposals.base import Proposals
 from zsseg.train import TrainConfig, build_classifier, load_prompts_checkpoint, train
 from zsseg.train.regions import NO_OBJECT, RegionOptions, gt_regions, match_proposals
 
@@ -105,7 +105,7 @@ def test_prompts_and_classifier_plug_into_the_pipeline(tiny_clip, voc_root: Path
     clf = build_classifier(tiny_clip, classifier=tmp_path / "s2.safetensors", prompts=tmp_path / "p.safetensors")
     masks = np.zeros((2, 40, 40), bool)
     masks[0, :, :20], masks[1, :, 20:] = True, True
-    seg = Segmenter(lambda image: Proposals(masks, np.ones(2, np.float32)), clf)  # type: ignore[arg-type]
+    seg = Segmenter(FixedProposer(masks), clf)
     result = seg.segment(np.full((40, 40, 3), 128, np.uint8), ["aeroplane", "sheep", "sofa"])
     assert result.probs.shape == (2, 3) and result.label_map.shape == (40, 40)
     assert seg.model_name == tiny_clip.name
