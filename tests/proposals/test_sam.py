@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-from segment_anything.utils.amg import calculate_stability_score
+from segment_anything.utils.amg import build_point_grid, calculate_stability_score
 from zsseg_testing import best_iou
 
 from zsseg.errors import ZsSegError
@@ -22,7 +22,6 @@ from zsseg.proposals.sam import (
     build_sam,
     coarse_to_fine_order,
     mask_boxes,
-    point_grid,
     stability_score,
 )
 
@@ -84,7 +83,7 @@ def test_fast_decoder_matches_sam_decoder(model: Sam) -> None:
 
 
 def test_helpers() -> None:
-    grid = point_grid(4)
+    grid = build_point_grid(4)  # the grid SamProposer prompts with
     assert grid.shape == (16, 2) and grid.min() == pytest.approx(0.125) and grid.max() == pytest.approx(0.875)
     order = coarse_to_fine_order(16)
     assert sorted(order.tolist()) == list(range(256))

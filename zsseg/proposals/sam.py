@@ -26,12 +26,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segment_anything.utils.amg import build_point_grid
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from zsseg.errors import ZsSegError
 from zsseg.proposals import sam_amg
 from zsseg.proposals.base import Proposals
-from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, point_grid, stability_score
+from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, stability_score
 
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
@@ -194,7 +195,7 @@ class SamProposer:
         h, w = image.shape[:2]
         embedding, (newh, neww) = self._encode(image)
         ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
-        points = self._resize.apply_coords(point_grid(self.points_per_side) * np.array([w, h]), (h, w))
+        points = self._resize.apply_coords(build_point_grid(self.points_per_side) * np.array([w, h]), (h, w))
         coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
         sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
@@ -229,7 +230,7 @@ class SamProposer:
             logits = sam_amg.upscale_masks(self._decoder, ctx, src[rows], hyper[rows])
             logits = logits[:, :, :ch, :cw][ok[rows]].cpu()  # (m, ch, cw)
             stable = stability_score(logits[:, :lh, :lw], self.mask_threshold, self.stability_score_offset)
-            good = stable >= self.stability_score_thresh if self.stability_score_thresh > 0 else stable >= 0
+            good = stable >= self.stability_score_thresh  # scores lie in [0, 1]
             all_logits.append(logits[good])
             all_scores.append(iou[ok].cpu()[good])
             if self.skip_covered > 0:

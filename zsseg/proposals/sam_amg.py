@@ -266,14 +266,6 @@ def reference_decode(model: Any, embedding: Tensor, sparse: Tensor, dense: Tenso
     )
 
 
-def point_grid(points_per_side: int) -> np.ndarray:
-    """float64 (n*n, 2) points (x, y) in [0, 1], centres of an n x n grid of cells (SAM's grid)."""
-    offset = 1.0 / (2 * points_per_side)
-    side = np.linspace(offset, 1 - offset, points_per_side)
-    xs, ys = np.meshgrid(side, side)
-    return np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1)
-
-
 def coarse_to_fine_order(points_per_side: int) -> np.ndarray:
     """int64 permutation of the n*n grid points (row-major indices): a coarse sub-grid first, then finer ones.
 
