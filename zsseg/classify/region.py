@@ -97,12 +97,16 @@ class RegionClassifier:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        with torch.inference_mode():
-            emb = ensemble_class_embeddings(self.backend.encode_texts, key, self.templates)
+        emb = self.compute_text_embeddings(key)
         self._cache[key] = emb
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return emb
+
+    def compute_text_embeddings(self, classes: tuple[str, ...]) -> torch.Tensor:
+        """float32 (K, D) class embeddings, uncached: the template ensemble (subclasses change only this)."""
+        with torch.inference_mode():
+            return ensemble_class_embeddings(self.backend.encode_texts, classes, self.templates)
 
     def encode_crops(
         self, image: np.ndarray, masks: np.ndarray, encode: Callable[[torch.Tensor], torch.Tensor]

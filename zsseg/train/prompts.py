@@ -179,16 +179,10 @@ class PromptLearnedClassifier(RegionClassifier):
         self.template_name = "learned"
         self.learner = learner.eval()
 
-    def text_embeddings(self, classes: Sequence[str]) -> torch.Tensor:
-        """float32 (K, D) learned-prompt embeddings of ``classes``, cached per vocabulary."""
-        key = tuple(classes)
-        if key not in self._cache:
-            with torch.no_grad():
-                self._cache[key] = self.learner(key).cpu()
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        self._cache.move_to_end(key)
-        return self._cache[key]
+    def compute_text_embeddings(self, classes: tuple[str, ...]) -> torch.Tensor:
+        """float32 (K, D) learned-prompt embeddings of ``classes`` (cached by ``text_embeddings``)."""
+        with torch.no_grad():
+            return self.learner(classes).cpu()
 
 
 __all__ = [
