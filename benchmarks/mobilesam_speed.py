@@ -73,13 +73,15 @@ def make_generator(kind: str, knobs: dict[str, Any]) -> Any:
 
 
 def worker(kind: str, knobs: dict[str, Any], voc: str, threads: int, conn: Connection) -> None:
-    """Serve image ids from ``conn``: reply (seconds, proposals, confusion (21, 21) or None, peak RSS MB).
+    """Serve image ids from ``conn``: reply (seconds, proposals, peak RSS MB); on ``None``, reply the oracle
+    mIoU over the VOC images served (NaN if none) and stop.
 
     Runs once, untimed, on ``skimage.data.coffee()`` first (lazy initialisation, oneDNN kernel creation).
     """
     import torch
     from skimage import data
 
+    from zsseg.eval import SemSegEvaluator
     from zsseg.proposals.base import Proposals
     from zsseg.proposals.quality import oracle_label_map
 
@@ -87,31 +89,20 @@ def worker(kind: str, knobs: dict[str, Any], voc: str, threads: int, conn: Conne
         torch.set_num_threads(threads)
     generate = make_generator(kind, knobs)
     generate(np.asarray(data.coffee()))
+    evaluator = SemSegEvaluator(NUM_CLASSES)  # void (255) ignored
     while True:
         image_id = conn.recv()
         if image_id is None:
+            conn.send(evaluator.evaluate()["mIoU"] if evaluator.num_images else float("nan"))
             break
         image, gt = load_image(Path(voc), image_id)
         start = time.perf_counter()
         masks = generate(image)
         seconds = time.perf_counter() - start
-        confusion = None
         if gt is not None:
-            pred = oracle_label_map(Proposals(masks, np.ones(len(masks), np.float32)), gt, NUM_CLASSES)
-            valid = gt != 255
-            confusion = np.bincount(gt[valid] * NUM_CLASSES + pred[valid], minlength=NUM_CLASSES**2).reshape(
-                NUM_CLASSES, NUM_CLASSES
-            )
+            evaluator.process(oracle_label_map(Proposals(masks, np.ones(len(masks), np.float32)), gt, NUM_CLASSES), gt)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        conn.send((seconds, len(masks), confusion, peak_mb))
-
-
-def miou(confusion: np.ndarray) -> float:
-    """Mean IoU (%) over the classes present in the ground truth."""
-    inter = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - inter
-    present = confusion.sum(1) > 0
-    return float((inter[present] / np.maximum(union[present], 1)).mean() * 100)
+        conn.send((seconds, len(masks), peak_mb))
 
 
 def parse_knobs(text: str) -> dict[str, Any]:
@@ -164,22 +155,21 @@ def main() -> None:
         procs.append(proc)
     times: dict[str, list[float]] = {k: [] for k in methods}
     counts: dict[str, list[int]] = {k: [] for k in methods}
-    confusion = {k: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for k in methods}
     peak: dict[str, float] = {}
     print(f"{'image':<14}" + "".join(f" {label[:20]:>20} s (n)" for label in methods), flush=True)
     for image_id in ids:
         line = f"{image_id:<14}"
         for label in methods:  # side by side: the same image through each generator in turn
             conns[label].send(image_id)
-            seconds, n, conf, peak[label] = conns[label].recv()
+            seconds, n, peak[label] = conns[label].recv()
             times[label].append(seconds)
             counts[label].append(n)
-            if conf is not None:
-                confusion[label] += conf
             line += f" {seconds:20.2f}   ({n:3d})"
         print(line, flush=True)
+    oracle: dict[str, float] = {}
     for label in methods:
         conns[label].send(None)
+        oracle[label] = conns[label].recv()
     for proc in procs:
         proc.join()
 
@@ -196,7 +186,7 @@ def main() -> None:
     for label, (kind, knobs) in methods.items():
         t = np.asarray(times[label])
         shown = "SamAutomaticMaskGenerator(points_per_side=16)" if kind == "reference" else (knobs or "defaults")
-        voc = miou(confusion[label]) if len(ids) > 1 else float("nan")
+        voc = oracle[label]
         print(
             f"| {label} | {shown} | {t.mean():.2f} | {np.median(t):.2f} | {t[0]:.2f} | {ref.mean() / t.mean():.1f}x "
             f"| {np.median(ref / t):.1f}x | {np.mean(counts[label]):.1f} | {peak[label]:.0f} | {voc:.2f} |"
