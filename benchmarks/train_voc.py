@@ -208,7 +208,6 @@ def main() -> int:
 
     from zsseg.classify import load_backend
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     backend = load_backend(args.model, device=args.device)
     times = train_both(backend, args.root, args.out_dir, args.retrain)

@@ -9,7 +9,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -63,20 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     prop.add_argument("--method", default="auto", help=f"generator: {', '.join(PROPOSER_NAMES)} (default: auto)")
     add_proposer_flags(prop)
 
-    for register in _extra_commands():
-        register(sub)
+    from zsseg.eval.command import register as register_eval
+    from zsseg.train.command import register as register_train
+
+    register_eval(sub)  # sub-commands defined beside their subsystems
+    register_train(sub)
     return parser
-
-
-def _extra_commands() -> list[Callable[[Any], None]]:
-    """Sub-commands defined beside their subsystems (evaluation, training), when present."""
-    out = []
-    for module in ("zsseg.eval.command", "zsseg.train.command"):
-        try:
-            out.append(__import__(module, fromlist=["register"]).register)
-        except ImportError:
-            continue
-    return out
 
 
 def _error(msg: str) -> None:
