@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from skimage.data import astronaut
 from zsseg_testing import best_iou, shapes_scene
 
 from zsseg.proposals.base import MaskProposer, Proposals
@@ -15,16 +14,6 @@ from zsseg.proposals.selective_search import SelectiveSearchProposer
 @pytest.fixture(scope="module")
 def proposer() -> SelectiveSearchProposer:
     return SelectiveSearchProposer()
-
-
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return np.ascontiguousarray(astronaut()[40:340, 20:440])  # (300, 420): not square, downscaled
-
-
-@pytest.fixture(scope="module")
-def photo_proposals(proposer: SelectiveSearchProposer, photo: np.ndarray) -> Proposals:
-    return proposer(photo)
 
 
 def test_is_a_mask_proposer(proposer: SelectiveSearchProposer) -> None:
