@@ -26,7 +26,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zsseg.cli_options import add_proposer_flags
+    from zsseg.cli_options import add_proposer_flags, add_speed_flags
 
     parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,12 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from zsseg.train.command import add_classifier_flags
 
+    add_speed_flags(seg)
     add_classifier_flags(seg)
     add_proposer_flags(seg)
 
     prop = sub.add_parser("proposals", help="write class-agnostic mask proposals of images")
     _add_common(prop)
     prop.add_argument("--method", default="auto", help=f"generator: {', '.join(PROPOSER_NAMES)} (default: auto)")
+    add_speed_flags(prop, regions=False)
     add_proposer_flags(prop)
 
     from zsseg.eval.command import register as register_eval
@@ -145,7 +147,12 @@ def run_proposals(args: argparse.Namespace) -> int:
 
     paths = collect_images(args.paths)
     out = ensure_writable_dir(args.out)
-    proposer = build_proposer(args.method, device=args.device, **collect_proposer_options(args))
+    from zsseg.proposals import proposer_options, resolve_name
+
+    options = collect_proposer_options(args)
+    if "precision" in proposer_options(resolve_name(args.method)):
+        options["precision"] = args.precision
+    proposer = build_proposer(args.method, device=args.device, **options)
     print(f"zsseg: proposals {proposer.name}", file=sys.stderr)
     used: set[str] = set()
 

@@ -11,6 +11,33 @@ from typing import Any
 from zsseg.proposals import PROPOSER_NAMES, proposer_options
 
 _SIMPLE = (int, float, str, bool)
+GLOBAL_KNOBS = ("precision",)
+"""Generator knobs that are not per-generator flags: ``--precision`` covers the VLM and the proposals."""
+
+
+def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> None:
+    """``--precision`` (and, for commands that classify, ``--regions`` and ``--dense-size``)."""
+    from zsseg.classify.region import REGIONS
+    from zsseg.precision import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="network precision: auto = bf16 on CPUs with AMX/AVX512-BF16, fp16 on CUDA, else fp32 (default: auto)",
+    )
+    if not regions:
+        return
+    parser.add_argument(
+        "--regions",
+        default="auto",
+        choices=REGIONS,
+        help="region features: crops (the paper's masked crops), dense (one encoder pass per image), hybrid "
+        "(dense + crops for ambiguous regions), auto = dense where the model has it (default: auto)",
+    )
+    parser.add_argument(
+        "--dense-size", type=int, default=None, help="long side of the image in the dense pass (default: 448)"
+    )
 
 
 def arg_docs(obj: Any) -> dict[str, str]:
@@ -66,6 +93,8 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
         cls = proposer_class(name)
         hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
         for key, p in opts.items():
+            if key in GLOBAL_KNOBS:
+                continue
             owners.setdefault(key, []).append(name.split(":")[0])
             params.setdefault(key, p.replace(annotation=hints.get(key, str)))
             docs.setdefault(key, arg_docs(cls).get(key, ""))
@@ -97,6 +126,9 @@ def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
         device=args.device,
         templates=args.templates,
         batch_size=args.batch_size,
+        regions=args.regions,
+        precision=args.precision,
+        dense_size=args.dense_size,
         proposal_options=options,
         **classifier_options(args),
         **extra,

@@ -73,6 +73,19 @@ class Segmenter:
     def model_name(self) -> str:
         return self.classifier.backend.name
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """How the image was processed, for the JSON output: region-feature mode and precisions."""
+        from zsseg.precision import dtype_name
+
+        out = {"regions": self.classifier.regions}
+        dtype = getattr(self.classifier.backend, "dtype", None)
+        if isinstance(dtype, torch.dtype):
+            out["precision"] = dtype_name(dtype)
+        if hasattr(self.proposer, "precision"):
+            out["proposals_precision"] = str(self.proposer.precision)
+        return out
+
     def segment(self, image: np.ndarray | Image.Image | str | Path, classes: Sequence[str] | str) -> Segmentation:
         """Segment ``image`` into ``classes``.
 
@@ -130,6 +143,7 @@ class Segmenter:
             model=self.model_name,
             proposer=getattr(self.proposer, "name", type(self.proposer).__name__),
             timings=timings,
+            settings=self.settings,
         )
 
 
@@ -138,6 +152,9 @@ def load(
     proposals: str = "auto",
     *,
     device: str | torch.device = "cpu",
+    regions: str = "auto",
+    precision: str = "auto",
+    dense_size: int | None = None,
     templates: str | Sequence[str] = "vild",
     batch_size: int = 32,
     unlabelled_threshold: float | None = None,
@@ -153,6 +170,12 @@ def load(
         model: vision-language backend (``auto``, ``clip:ARCH/PRETRAINED``, ``conse:efficientnet-lite0``, ...).
         proposals: mask proposal generator (``auto``, ``mobilesam``, ``selective-search``, ...).
         device: torch device.
+        regions: region features, ``crops`` (the paper's strategy 1: one masked crop per proposal), ``dense``
+            (one encoder pass per image, features pooled per proposal), ``hybrid`` (dense, plus crops for the
+            most ambiguous quarter) or ``auto`` (dense where the backend has it); see :mod:`zsseg.classify.region`.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the vision-language encoders and SAM-family
+            proposals (:mod:`zsseg.precision`; ``auto``: bf16 on CPUs with AMX, fp16 on CUDA, else fp32).
+        dense_size: long side of the image in the dense pass (None: the backend's default, 448).
         templates: prompt template set (``single``, ``vild``, ``imagenet``) or explicit templates.
         batch_size: crops per image-encoder forward pass.
         unlabelled_threshold: see :class:`Segmenter`.
@@ -168,10 +191,16 @@ def load(
         >>> result = seg.segment("photo.jpg", "cat, sofa, potted plant")
         >>> result.label_map.shape  # (H, W)
     """
+    from zsseg.proposals import proposer_options, resolve_name
     from zsseg.train import build_classifier, resolve_model
 
-    backend = load_backend(resolve_model(model, classifier_checkpoint, prompts_checkpoint), device=device)
-    proposer = build_proposer(proposals, device=device, **(proposal_options or {}))
+    backend = load_backend(
+        resolve_model(model, classifier_checkpoint, prompts_checkpoint), device=device, precision=precision
+    )
+    options = dict(proposal_options or {})
+    if "precision" in proposer_options(resolve_name(proposals)):
+        options.setdefault("precision", precision)
+    proposer = build_proposer(proposals, device=device, **options)
     classifier = build_classifier(
         backend,
         templates=templates,
@@ -179,6 +208,8 @@ def load(
         classifier=classifier_checkpoint,
         prompts=prompts_checkpoint,
         lambda_=ensemble_lambda,
+        regions=regions,
+        dense_size=dense_size,
     )
     return Segmenter(
         proposer,

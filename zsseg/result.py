@@ -34,6 +34,7 @@ class Segmentation:
         model: the vision-language backend used.
         proposer: the proposal generator used.
         timings: seconds per stage.
+        settings: how the image was processed (region-feature mode, precisions), reported in the JSON.
 
     Indexing with a boolean (N,) or integer array selects proposals (and their probabilities); the label
     map is not recomputed.
@@ -47,6 +48,7 @@ class Segmentation:
     model: str = ""
     proposer: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         h, w = self.proposals.image_size
@@ -90,6 +92,7 @@ class Segmentation:
             "classes": list(self.classes),
             "model": self.model,
             "proposals": self.proposer,
+            **self.settings,
             "num_proposals": len(self.proposals),
             "image_size": [h, w],
             "ignore_index": self.ignore_index,

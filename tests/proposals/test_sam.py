@@ -102,8 +102,9 @@ def test_helpers() -> None:
     assert box_nms(boxes[:2], torch.tensor([0.5, 0.5]), 0.9).tolist() == [0, 1]
 
 
-@pytest.mark.parametrize("knobs", [{}, {"precision": "bfloat16", "skip_covered": 1, "points_batch_size": 3}])
-def test_proposer_contract(model: Sam, knobs: dict[str, Any]) -> None:
+@pytest.mark.parametrize("knobs", [{}, {"precision": "bf16", "skip_covered": 1, "points_batch_size": 3}])
+def test_proposer_contract(model: Sam, knobs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: True)  # run the bf16 path on any CPU
     proposer = SamProposer(
         model, points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.9, **knobs
     )

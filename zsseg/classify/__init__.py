@@ -15,8 +15,11 @@ MODEL_HELP = (
 )
 
 
-def load_backend(model: str = "auto", device: str | torch.device = "cpu") -> VisionLanguageBackend:
-    """Build the vision-language backend named by ``model`` (see :data:`MODEL_HELP`).
+def load_backend(
+    model: str = "auto", device: str | torch.device = "cpu", precision: str = "fp32"
+) -> VisionLanguageBackend:
+    """Build the vision-language backend named by ``model`` (see :data:`MODEL_HELP`) in ``precision``
+    (:mod:`zsseg.precision`).
 
     ``auto`` picks CLIP ``ViT-B-16/openai`` when its weights are already in the local cache and the
     offline ConSE backend otherwise; the returned backend's ``name`` says which.
@@ -27,12 +30,12 @@ def load_backend(model: str = "auto", device: str | torch.device = "cpu") -> Vis
     kind, _, spec = model.partition(":")
     if model == "auto":
         if cached_weights(DEFAULT_CLIP) is not None:
-            return load_clip(DEFAULT_CLIP, device=device)
-        return load_conse("efficientnet-lite0", device=device)
+            return load_clip(DEFAULT_CLIP, device=device, precision=precision)
+        return load_conse("efficientnet-lite0", device=device, precision=precision)
     if kind == "clip" and spec:
-        return load_clip(spec, device=device)
+        return load_clip(spec, device=device, precision=precision)
     if kind == "conse" and spec:
-        return load_conse(spec, device=device)
+        return load_conse(spec, device=device, precision=precision)
     raise ZsSegError(f"unknown model {model!r}: use {MODEL_HELP}")
 
 

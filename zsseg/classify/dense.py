@@ -15,11 +15,14 @@ implement :class:`DenseRegionEncoder`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from zsseg.classify.backends.conse import ConseBackend
 
 
 @runtime_checkable
@@ -67,7 +70,7 @@ def dense_input(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     h, w = dense_shape(image.shape[0], image.shape[1], long_side, multiple)
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+    x = torch.tensor(image).permute(2, 0, 1)[None].float().div_(255.0)
     if (h, w) != image.shape[:2]:
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -115,3 +118,35 @@ def pool_features(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     w = weights.reshape(len(weights), -1).to(features.dtype)
     pooled = w @ features.reshape(c, -1).T
     return pooled / w.sum(dim=1, keepdim=True).clamp_min(1e-6)
+
+
+class ConseDenseEncoder:
+    """Dense region features for the ConSE backend: EfficientNet-Lite once on the whole image, its last feature
+    map (1280 channels, stride 32) mask-average-pooled per proposal, then the ImageNet head and ConSE's
+    combination of label embeddings.
+
+    Measured on VOC val with MobileSAM proposals: 47.1 mIoU at 448 px against 35.6 for crops (50 images), at a
+    tenth of the classification time (``docs/results.md``).
+
+    Args:
+        backend: a :class:`~zsseg.classify.backends.conse.ConseBackend`.
+        size: long side of the image as the network sees it (aspect kept, sides multiples of 32).
+    """
+
+    def __init__(self, backend: ConseBackend, size: int = 448) -> None:
+        if size < 32:
+            raise ValueError(f"dense size must be at least 32 pixels, got {size}")
+        self.backend = backend
+        self.size = size
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) RGB and bool (N, H, W) masks -> float32 (N, D), L2-normalised, on the CPU."""
+        b = self.backend
+        x = dense_input(image, self.size, 32, b.mean, b.std).to(b.device, b.dtype)
+        net: Any = b.classifier
+        features = net.extract_features(x.contiguous(memory_format=torch.channels_last))[0].float()  # (C, gh, gw)
+        weights = mask_grid_weights(masks, (features.shape[1], features.shape[2])).to(b.device)
+        pooled = pool_features(features, weights)  # (N, C)
+        logits = F.linear(pooled, net._fc.weight.float(), net._fc.bias.float())
+        return b.embed_logits(logits).float().cpu()

@@ -1,8 +1,18 @@
-"""Region classification, strategy 1 of the paper: classify each proposal's masked crop with a frozen VLM.
+"""Region classification, strategy 1 of the paper: classify each proposal with a frozen VLM.
 
-For each mask: pixels outside it are set to the encoder's mean colour, the image is cropped to the mask's
-bounding box, resized to the encoder's input size and normalised; crops are encoded in batches, compared by
-cosine with the class text embeddings, scaled by the model's logit scale and soft-maxed over the vocabulary.
+Region features come in three modes (``regions``):
+
+* ``crops`` (the paper's reference): for each mask, pixels outside it are set to the encoder's mean colour, the
+  image is cropped to the mask's bounding box, resized to the encoder's input size and normalised; crops are
+  encoded in batches.
+* ``dense``: the encoder runs once on the whole image and each proposal's feature is pooled from its feature
+  map (:mod:`zsseg.classify.dense`); the cost no longer grows with the number of proposals.
+* ``hybrid``: dense for every proposal, then the ``hybrid_fraction`` whose dense decision is most ambiguous
+  (smallest margin between their two best classes) are also cropped, and their dense and crop embeddings fused
+  (the normalised sum).
+
+Region embeddings are compared by cosine with the class text embeddings, scaled by the model's logit scale and
+soft-maxed over the vocabulary.
 """
 
 from __future__ import annotations
@@ -15,7 +25,56 @@ import torch
 import torch.nn.functional as F
 
 from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.dense import DenseRegionEncoder
 from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
+from zsseg.errors import ZsSegError
+
+REGIONS = ("crops", "dense", "hybrid", "auto")
+"""Region-feature modes; ``auto`` picks per backend (:func:`resolve_regions`)."""
+
+
+def resolve_regions(regions: str, backend: VisionLanguageBackend) -> str:
+    """The mode ``regions`` stands for with ``backend``: ``auto`` is ``dense`` where the backend has a dense
+    encoder (chosen from the measurements in ``docs/results.md``), else ``crops``."""
+    if regions not in REGIONS:
+        raise ZsSegError(f"unknown regions mode {regions!r}: use one of {', '.join(REGIONS)}")
+    if regions != "auto":
+        return regions
+    return "dense" if supports_dense(backend) else "crops"
+
+
+def supports_dense(backend: VisionLanguageBackend) -> bool:
+    """Whether ``backend`` has a dense region encoder (ConSE; CLIP ViT, ResNet and ConvNeXt towers)."""
+    from zsseg.classify.backends.clip import ClipBackend
+    from zsseg.classify.backends.conse import ConseBackend
+
+    if isinstance(backend, ConseBackend):
+        return True
+    if isinstance(backend, ClipBackend):
+        from zsseg.classify.dense_clip import supports_dense as clip_supports_dense
+
+        return clip_supports_dense(backend.model)
+    return False
+
+
+def build_dense_encoder(backend: VisionLanguageBackend, size: int | None = None) -> DenseRegionEncoder:
+    """The dense region encoder of ``backend`` at long side ``size`` (None: the backend's default, 448).
+
+    Raises:
+        ZsSegError: the backend has none (use ``regions="crops"``).
+    """
+    from zsseg.classify.backends.clip import ClipBackend
+    from zsseg.classify.backends.conse import ConseBackend
+    from zsseg.classify.dense import ConseDenseEncoder
+
+    if not supports_dense(backend):
+        raise ZsSegError(f"model {backend.name} has no dense region features: use --regions crops")
+    if isinstance(backend, ConseBackend):
+        return ConseDenseEncoder(backend, size=size or 448)
+    assert isinstance(backend, ClipBackend)
+    from zsseg.classify.dense_clip import ClipDenseEncoder
+
+    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size or 448)
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
@@ -73,6 +132,9 @@ class RegionClassifier:
         batch_size: crops per forward pass of the image encoder.
         logit_scale: temperature multiplier of cosine similarities; None uses the backend's.
         cache_size: vocabularies whose text embeddings are kept in memory.
+        regions: region-feature mode, ``crops``, ``dense``, ``hybrid`` or ``auto`` (see the module docstring).
+        dense_size: long side of the image in the dense pass; None: the backend's default (448).
+        hybrid_fraction: in ``hybrid`` mode, the fraction of proposals (the most ambiguous) also cropped, in [0, 1].
     """
 
     def __init__(
@@ -82,8 +144,16 @@ class RegionClassifier:
         batch_size: int = 32,
         logit_scale: float | None = None,
         cache_size: int = 8,
+        regions: str = "crops",
+        dense_size: int | None = None,
+        hybrid_fraction: float = 0.25,
     ) -> None:
+        if not 0.0 <= hybrid_fraction <= 1.0:
+            raise ValueError(f"hybrid_fraction must be in [0, 1], got {hybrid_fraction}")
         self.backend = backend
+        self.regions = resolve_regions(regions, backend)
+        self.dense = build_dense_encoder(backend, dense_size) if self.regions != "crops" else None
+        self.hybrid_fraction = hybrid_fraction
         self.templates = get_templates(templates) if isinstance(templates, str) else tuple(templates)
         self.template_name = templates if isinstance(templates, str) else "custom"
         self.batch_size = batch_size
@@ -119,6 +189,13 @@ class RegionClassifier:
         ]
 
     def region_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """float32 (N, D) L2-normalised embeddings of each mask: its crop's (``crops`` mode) or pooled from one
+        dense pass (``dense`` and ``hybrid`` modes)."""
+        if self.dense is not None and len(masks):
+            return self.dense(image, masks)
+        return self.crop_embeddings(image, masks)
+
+    def crop_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """float32 (N, D) L2-normalised embeddings of each mask's crop, encoded in batches."""
         b = self.backend
         out = self.encode_crops(image, masks, lambda crops: b.encode_images(crops.to(b.device)).float().cpu())
@@ -139,5 +216,21 @@ class RegionClassifier:
         """
         text = self.text_embeddings(classes).cpu()
         regions = self.region_embeddings(image, masks)
-        logits = self.logit_scale * regions @ text.T
-        return logits.softmax(dim=-1).numpy().astype(np.float32)
+        probs = (self.logit_scale * regions @ text.T).softmax(dim=-1)
+        if self.regions == "hybrid" and len(masks):
+            redo = ambiguous(probs, self.hybrid_fraction)
+            if len(redo):
+                fused = F.normalize(regions[redo] + self.crop_embeddings(image, masks[redo.numpy()]), dim=-1)
+                probs[redo] = (self.logit_scale * fused @ text.T).softmax(dim=-1)
+        return probs.numpy().astype(np.float32)
+
+
+def ambiguous(probs: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Indices (int64, sorted) of the ``ceil(fraction * N)`` rows of ``probs`` (N, K) with the smallest margin
+    between their two largest values (with one class, none are ambiguous)."""
+    n, k = probs.shape
+    count = min(n, int(np.ceil(fraction * n)))
+    if count == 0 or k < 2:
+        return torch.zeros(0, dtype=torch.int64)
+    top = probs.topk(2, dim=-1).values
+    return torch.sort(torch.argsort(top[:, 0] - top[:, 1])[:count]).values

@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
     """Add the ``eval`` sub-command to the ``zsseg`` parser."""
     from zsseg.classify import MODEL_HELP
     from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.cli_options import add_proposer_flags
+    from zsseg.cli_options import add_proposer_flags, add_speed_flags
     from zsseg.data import DATASET_NAMES
     from zsseg.proposals import PROPOSER_NAMES
 
@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted label maps (PNG)")
     from zsseg.train.command import add_classifier_flags
 
+    add_speed_flags(p)
     add_classifier_flags(p)
     add_proposer_flags(p)
     p.set_defaults(run=run)

@@ -190,8 +190,11 @@ def load_classifier_checkpoint(
     return EnsembleClassifier(strategy1, s2, meta["seen"], lam)
 
 
-def load_prompts_checkpoint(path: str | Path, backend: VisionLanguageBackend, batch_size: int = 32) -> Any:
-    """The :class:`~zsseg.train.prompts.PromptLearnedClassifier` of a ``zsseg train --what prompts`` checkpoint."""
+def load_prompts_checkpoint(
+    path: str | Path, backend: VisionLanguageBackend, batch_size: int = 32, **region_options: Any
+) -> Any:
+    """The :class:`~zsseg.train.prompts.PromptLearnedClassifier` of a ``zsseg train --what prompts`` checkpoint
+    (``region_options``: ``regions``, ``dense_size`` of :class:`~zsseg.classify.RegionClassifier`)."""
     from zsseg.train.prompts import PromptLearnedClassifier, build_prompt_learner
 
     tensors, meta = read_checkpoint(path)
@@ -207,7 +210,7 @@ def load_prompts_checkpoint(path: str | Path, backend: VisionLanguageBackend, ba
         )
     with torch.no_grad():
         learner.ctx.copy_(ctx)
-    return PromptLearnedClassifier(backend, learner, batch_size=batch_size)
+    return PromptLearnedClassifier(backend, learner, batch_size=batch_size, **region_options)
 
 
 def build_classifier(
@@ -217,14 +220,18 @@ def build_classifier(
     classifier: str | Path | None = None,
     prompts: str | Path | None = None,
     lambda_: float | None = None,
+    regions: str = "crops",
+    dense_size: int | None = None,
 ) -> RegionClassifier:
-    """The pipeline's region classifier: strategy 1 (templates, or learned ``prompts``), ensembled with the
-    strategy-2 ``classifier`` checkpoint when given. With neither checkpoint: ``RegionClassifier(backend, ...)``.
+    """The pipeline's region classifier: strategy 1 (templates, or learned ``prompts``; its region features in
+    mode ``regions``), ensembled with the strategy-2 ``classifier`` checkpoint when given (strategy 2 encodes
+    crops). With neither checkpoint: ``RegionClassifier(backend, ...)``.
     """
+    region_options: dict[str, Any] = {"regions": regions, "dense_size": dense_size}
     strategy1 = (
-        load_prompts_checkpoint(prompts, backend, batch_size)
+        load_prompts_checkpoint(prompts, backend, batch_size, **region_options)
         if prompts is not None
-        else RegionClassifier(backend, templates=templates, batch_size=batch_size)
+        else RegionClassifier(backend, templates=templates, batch_size=batch_size, **region_options)
     )
     if classifier is None:
         return strategy1  # type: ignore[no-any-return]

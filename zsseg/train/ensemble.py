@@ -106,6 +106,7 @@ class EnsembleClassifier(RegionClassifier):
         if not 0.0 <= lambda_ <= 1.0:
             raise ValueError(f"lambda must be in [0, 1], got {lambda_}")
         self.template_name = strategy1.template_name
+        self.regions = strategy1.regions  # what the JSON output reports; strategy 1 computes the features
         self.strategy1 = strategy1
         self.strategy2 = strategy2
         self.seen = None if seen is None else frozenset(seen)
@@ -121,9 +122,11 @@ class EnsembleClassifier(RegionClassifier):
 
     @property
     def shares_trunk(self) -> bool:
-        """Whether one forward pass per crop serves both strategies (same backend, projection mode)."""
+        """Whether one forward pass per crop serves both strategies (same backend, projection mode, strategy 1
+        on crops)."""
         tower = self.strategy2.tower
-        return tower.mode == "projection" and self.strategy1.backend is tower.backend
+        same_pass = self.strategy1.regions == "crops" and self.strategy1.backend is tower.backend
+        return tower.mode == "projection" and same_pass
 
     @torch.no_grad()
     def components(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:

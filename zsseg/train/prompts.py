@@ -17,7 +17,7 @@ With the context set to the token embeddings of a template's words (``"a photo o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -170,12 +170,18 @@ class PromptLearnedClassifier(RegionClassifier):
         learner: the trained prompt learner.
         batch_size: crops per forward pass.
         cache_size: vocabularies whose embeddings are kept in memory.
+        **region_options: ``regions``, ``dense_size``, ``hybrid_fraction`` of :class:`RegionClassifier`.
     """
 
     def __init__(
-        self, backend: VisionLanguageBackend, learner: PromptLearner, batch_size: int = 32, cache_size: int = 8
+        self,
+        backend: VisionLanguageBackend,
+        learner: PromptLearner,
+        batch_size: int = 32,
+        cache_size: int = 8,
+        **region_options: Any,
     ) -> None:
-        super().__init__(backend, templates=("{}",), batch_size=batch_size, cache_size=cache_size)
+        super().__init__(backend, templates=("{}",), batch_size=batch_size, cache_size=cache_size, **region_options)
         self.template_name = "learned"
         self.learner = learner.eval()
 

@@ -27,6 +27,8 @@ class ClipBackend:
         tokenizer: open_clip tokenizer: list of T strings -> int64 tensor (T, context_length).
         name: the model string shown to users.
         device: device to run on; the model is moved there and put in eval mode.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the model's weights are cast
+            to it and inputs follow; embeddings are returned in float32.
     """
 
     def __init__(
@@ -35,11 +37,15 @@ class ClipBackend:
         tokenizer: Callable[[list[str]], torch.Tensor],
         name: str = "clip",
         device: str | torch.device = "cpu",
+        precision: str = "fp32",
     ) -> None:
         import open_clip
 
+        from zsseg.precision import resolve_precision
+
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.dtype = resolve_precision(precision, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
         self.tokenizer = tokenizer
         self.name = name
         cfg = open_clip.get_model_preprocess_cfg(model)
@@ -49,12 +55,13 @@ class ClipBackend:
         std = [float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD)]
         self.mean: tuple[float, float, float] = (mean[0], mean[1], mean[2])
         self.std: tuple[float, float, float] = (std[0], std[1], std[2])
-        self.logit_scale = float(model.logit_scale.exp().item())  # type: ignore[operator]
+        self.logit_scale = float(model.logit_scale.float().exp().item())  # type: ignore[operator]
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """float32 (B, 3, S, S) normalised -> float32 (B, D), L2-normalised."""
-        return F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1)  # type: ignore[operator]
+        x = pixels.to(self.device, self.dtype)
+        return F.normalize(self.model.encode_image(x).float(), dim=-1)  # type: ignore[operator]
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -144,8 +151,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> ClipBackend:
-    """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``.
+def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", precision: str = "fp32") -> ClipBackend:
+    """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``, cast to
+    ``precision`` (see :class:`ClipBackend`).
 
     Raises:
         ZsSegError: unknown architecture or tag, or weights that are neither cached nor downloadable.
@@ -178,4 +186,4 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu") -> C
                 f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}"
             ) from exc
         raise ZsSegError(f"could not load CLIP {spec}: {exc}") from exc
-    return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device)
+    return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device, precision=precision)
