@@ -33,6 +33,7 @@ dtype); outputs are always float32 on the CPU.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,13 +43,13 @@ from torch import nn
 from zsseg.classify.dense import dense_input, mask_grid_weights, pool_features
 
 
-def _tower(model: nn.Module) -> nn.Module:
+def _tower(model: nn.Module) -> Any:
     """The image tower of an open_clip model (``model.visual``), or ``model`` itself if it is a tower."""
     visual = getattr(model, "visual", None)
     return visual if isinstance(visual, nn.Module) else model
 
 
-def _vit_pool(visual: nn.Module) -> str | None:
+def _vit_pool(visual: Any) -> str | None:
     """``"tok"`` / ``"avg"`` for a ViT tower this module handles, else None."""
     from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 
@@ -59,7 +60,7 @@ def _vit_pool(visual: nn.Module) -> str | None:
     return visual.pool_type if visual.pool_type in ("tok", "avg") else None
 
 
-def _timm_avg_head(visual: nn.Module) -> bool:
+def _timm_avg_head(visual: Any) -> bool:
     """Whether a ``TimmModel`` tower is a conv trunk whose head begins with an average pool (linear in the
     features, so pooling under a mask then running the head is exact for a full mask)."""
     from open_clip.timm_model import TimmModel
@@ -143,7 +144,7 @@ class ClipDenseEncoder:
     ) -> None:
         from open_clip.modified_resnet import ModifiedResNet
 
-        self.visual = _tower(model).eval()
+        self.visual: Any = _tower(model).eval()  # open_clip towers: attributes checked in supports_dense
         self.mean = mean
         self.std = std
         self.size = int(size)
@@ -261,7 +262,7 @@ class ClipDenseEncoder:
         copies = v.ln_post(copies)
         return copies @ v.proj if v.proj is not None else copies
 
-    def _run_blocks(self, blocks: list[nn.Module], h: torch.Tensor) -> torch.Tensor:
+    def _run_blocks(self, blocks: list[Any], h: torch.Tensor) -> torch.Tensor:
         """Run open_clip blocks on batch-first (1, T, C) tokens, honouring the transformer's layout."""
         if not blocks:
             return h
@@ -272,7 +273,7 @@ class ClipDenseEncoder:
         return h if batch_first else h.transpose(0, 1)
 
     @staticmethod
-    def _copy_block(blk: nn.Module, patches_in: torch.Tensor, c: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def _copy_block(blk: Any, patches_in: torch.Tensor, c: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """One ``ResidualAttentionBlock`` for n class-token copies.
 
         Args:
