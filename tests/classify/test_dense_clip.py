@@ -211,9 +211,9 @@ def test_half_precision_runs_and_agrees_with_fp32(models, name, dtype):
 
     model = models[name]
     image, masks = _image(60, 80, seed=8), _masks(60, 80, 4, seed=9)
-    want = ClipDenseEncoder(model, MEAN, STD, size=96)(image, masks)
+    want = ClipDenseEncoder(model, MEAN, STD, size=64)(image, masks)
     half = copy.deepcopy(model).to(dtype)
-    got = ClipDenseEncoder(half, MEAN, STD, size=96)(image, masks)
+    got = ClipDenseEncoder(half, MEAN, STD, size=64)(image, masks)
     assert got.dtype == torch.float32 and torch.isfinite(got).all()
     assert (got * want).sum(-1).min() > 0.99
 
