@@ -89,3 +89,21 @@ def test_split_spec():
     assert split_spec("ViT-B-16/openai") == ("ViT-B-16", "openai")
     assert split_spec("ViT-B-16//abs/x.pt") == ("ViT-B-16", "/abs/x.pt")
     assert split_spec("hf-hub:org/repo") == ("hf-hub:org/repo", None)
+
+
+def test_dense_regions_through_the_clip_backend(tiny_checkpoint):
+    """regions=dense with a CLIP backend: a full mask at the input size is the crop path's embedding; bf16 runs."""
+    backend = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}")
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    full = np.ones((1, 32, 32), bool)
+    dense = RegionClassifier(backend, templates="single", regions="auto", dense_size=32)
+    assert dense.regions == "dense"
+    crops = RegionClassifier(backend, templates="single")
+    torch.testing.assert_close(
+        dense.region_embeddings(img, full), crops.region_embeddings(img, full), rtol=1e-4, atol=1e-5
+    )
+    half = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}", precision="bf16")
+    assert half.dtype in (torch.bfloat16, torch.float32)  # fp32 where the CPU has no native bf16
+    probs = RegionClassifier(half, regions="dense", dense_size=48).classify(img, full, ["cat", "sofa"])
+    assert probs.shape == (1, 2) and probs.dtype == np.float32

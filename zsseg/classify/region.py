@@ -74,7 +74,9 @@ def build_dense_encoder(backend: VisionLanguageBackend, size: int | None = None)
     assert isinstance(backend, ClipBackend)
     from zsseg.classify.dense_clip import ClipDenseEncoder
 
-    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size or 448)
+    blocks = getattr(getattr(getattr(backend.model, "visual", None), "transformer", None), "resblocks", ())
+    mask_layers = min(3, len(blocks)) if len(blocks) else 3  # the last 3 blocks, or all of a shallower ViT
+    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size or 448, mask_layers=mask_layers)
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
