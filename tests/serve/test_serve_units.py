@@ -1,0 +1,109 @@
+"""Unit tests of the serve building blocks: image decoding from bytes, the inference pool, the config."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zsseg.errors import ZsSegError
+from zsseg.serve.config import ServeConfig
+from zsseg.serve.errors import ApiError
+from zsseg.serve.pool import InferencePool
+from zsseg.serve.upload import decode_image
+
+
+def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "1"])
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "WEBP"])
+def test_decode_gives_rgb_uint8(mode: str, fmt: str) -> None:
+    img = Image.new(mode, (7, 5))
+    if fmt == "BMP" and mode == "RGBA":
+        pytest.skip("BMP has no alpha")
+    arr = decode_image(encode(img, fmt), max_pixels=100)
+    assert arr.shape == (5, 7, 3) and arr.dtype == np.uint8
+
+
+def test_decode_applies_exif_orientation() -> None:
+    img = Image.new("RGB", (8, 4))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    arr = decode_image(encode(img, "JPEG", exif=exif), max_pixels=100)
+    assert arr.shape == (8, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"", 400),
+        (b"GIF89a not really", 415),
+        (b"plain text", 415),
+        (encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), np.uint8)), "PNG")[:120], 400),
+        (encode(Image.new("L", (11, 10)), "PNG"), 413),
+    ],
+    ids=["empty", "bad-gif", "text", "truncated", "too-many-pixels"],
+)
+def test_decode_errors(data: bytes, status: int) -> None:
+    with pytest.raises(ApiError) as info:
+        decode_image(data, max_pixels=100)
+    assert info.value.status == status and ":" in info.value.message
+
+
+def test_pool_bounds_backlog_and_times_out() -> None:
+    release = threading.Event()
+
+    def blocked() -> int:
+        release.wait(5)
+        return 1
+
+    async def scenario() -> list[object]:
+        pool = InferencePool(workers=1, queue=1, timeout_s=5, retry_after_s=3)
+        tasks = [asyncio.create_task(pool.run(blocked)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as busy:
+            await pool.run(blocked)
+        assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "3"}
+        release.set()
+        results = await asyncio.gather(*tasks)
+        quick = InferencePool(timeout_s=0.05)
+        with pytest.raises(ApiError) as late:
+            await quick.run(lambda: threading.Event().wait(0.3))
+        assert late.value.status == 504
+        quick.shutdown()
+        with pytest.raises(ApiError) as closed:
+            await quick.run(lambda: 1)
+        assert closed.value.status == 503 and "shutting down" in closed.value.message
+        pool.shutdown()
+        return [*results, pool.pending, pool.refused]
+
+    assert asyncio.run(scenario()) == [1, 1, 0, 1]
+
+
+def test_pool_passes_job_exceptions() -> None:
+    def fail() -> None:
+        raise ValueError("boom")
+
+    async def scenario() -> None:
+        pool = InferencePool()
+        with pytest.raises(ValueError, match="boom"):
+            await pool.run(fail)
+        assert pool.pending == 0
+        pool.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ZsSegError, match="--workers"):
+        ServeConfig(workers=0)
+    with pytest.raises(ZsSegError, match="--queue"):
+        ServeConfig(queue=-1)
