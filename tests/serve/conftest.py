@@ -19,9 +19,9 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("serve") / "zsseg-serve.log"
     argv = [sys.executable, "-m", "zsseg.cli", "serve", "--model", "conse:efficientnet-lite0"]
     argv += ["--proposals", "selective-search", "--max-upload-mb", "2", "--max-pixels", "2e6", "--workers", "1"]
-    # A coarse, quick selective search (one colour space, one scale, at most 8 regions): seconds per image.
-    argv += ["--max-side", "128", "--colour-spaces", "hsv", "--scales", "300", "--similarities", "ctsf"]
-    argv += ["--max-proposals", "8"]
+    # A coarse, quick selective search (one colour space, one scale, at most 12 regions): seconds per image.
+    argv += ["--max-side", "128", "--colour-spaces", "hsv", "--scales", "100", "--similarities", "ctsf"]
+    argv += ["--max-proposals", "12"]
     server = Server(argv, log)
     yield server
     assert server.stop() in CLEAN_EXIT, log.read_text()

@@ -13,7 +13,7 @@ from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASTRONAUT = REPO / "zsseg" / "assets" / "astronaut.jpg"
-CLASSES = ["person", "rocket", "sky", "wall"]
+CLASSES = ["space shuttle", "flag", "helmet", "wall"]  # the fast test model finds three of them here
 # Flags that work as root in a container, with no call home.
 FLAGS = [
     "--headless",
@@ -91,5 +91,5 @@ def test_page_segments_the_bundled_photo(real_server: Server, tmp_path: Path) ->
         if share >= 0.05:  # a class's colour covers (most of) its share of the rendered overlay
             assert hit > 0.5 * share, (name, hit, share)
             present += 1
-    assert present >= 1, rows
+    assert present >= 2, rows
     assert not outside, f"the page made requests off the server: {outside}"
