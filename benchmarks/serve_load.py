@@ -5,13 +5,14 @@ sends ``--requests`` requests (each client loops until the total is reached) wit
 Markdown table: requests per second (answered 200), p50/p95 latency of the 200s, 503s (queue full), other errors,
 and the server's resident memory before and after the phase.
 
-    nice python benchmarks/serve_load.py --clients 2 8 --requests 200 --workers 1 --queue 4 --size 256
+    nice python benchmarks/serve_load.py --clients 2 8 --requests 200 --workers 1 --queue 4 --size 128
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import shlex
 import socket
 import subprocess
 import sys
@@ -24,6 +25,9 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+HEADER = (
+    "| clients | requests | 200 | 503 | other errors | req/s (200) | p50 s | p95 s | RSS before MiB | RSS after MiB |"
+)
 
 
 def rss_mib(pid: int) -> float:
@@ -101,17 +105,23 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200, help="requests per phase")
     p.add_argument("--workers", type=int, default=1, help="server --workers")
     p.add_argument("--queue", type=int, default=4, help="server --queue")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
     p.add_argument("--classes", default="person, american flag, rocket, sky, wall")
     p.add_argument("--model", default="conse:efficientnet-lite0")
     p.add_argument("--proposals", default="selective-search")
     p.add_argument("--backoff", type=float, default=0.2, help="seconds a client waits after a 503")
+    p.add_argument(
+        "--serve-args",
+        default="--max-side 128 --colour-spaces hsv --scales 100 --similarities ctsf --max-proposals 8",
+        help="more zsseg serve flags (default: a quick selective search)",
+    )
     args = p.parse_args()
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "zsseg.cli", "serve", "--port", str(port), "--model", args.model]
     cmd += ["--proposals", args.proposals, "--workers", str(args.workers), "--queue", str(args.queue)]
+    cmd += shlex.split(args.serve_args)
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
         deadline = time.monotonic() + 180
@@ -130,9 +140,9 @@ def main() -> None:
         print(
             f"model {info['model']}, proposals {info['proposals']}, image {args.size}x{args.size} JPEG, "
             f"{len(args.classes.split(','))} classes, server --workers {args.workers} --queue {args.queue} "
-            f"(capacity {args.workers + args.queue})\n"
+            f"(capacity {args.workers + args.queue}), flags: {args.serve_args}\n"
         )
-        print("| clients | requests | 200 | 503 | other errors | req/s (200) | p50 s | p95 s | RSS before MiB | RSS after MiB |")
+        print(HEADER)
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for clients in args.clients:
             before = rss_mib(server.pid)

@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).with_name("stub_server.py")

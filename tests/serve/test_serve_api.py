@@ -8,8 +8,8 @@ import socket
 
 import httpx
 import numpy as np
-from serve_testing import REPO, Server
 from PIL import Image
+from serve_testing import REPO, Server
 
 ASTRONAUT = (REPO / "zsseg" / "assets" / "astronaut.jpg").read_bytes()
 CLASSES = "person, rocket, sky, wall"

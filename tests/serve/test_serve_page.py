@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_testing import REPO, Server
 from PIL import Image
+from serve_testing import REPO, Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASTRONAUT = REPO / "zsseg" / "assets" / "astronaut.jpg"

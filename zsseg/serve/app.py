@@ -48,9 +48,7 @@ PAGE_CSP = (
 ImageField = Annotated[UploadFile, File(description="the photo (JPEG, PNG, BMP, TIFF, WebP)")]
 ClassesField = Annotated[str, Form(description='class names, comma- or newline-separated: "cat, sofa, plant"')]
 TemplatesField = Annotated[str | None, Form(description=f"prompt template set: {', '.join(TEMPLATE_SETS)}")]
-UnlabelledField = Annotated[
-    float | None, Form(description="leave pixels below this confidence unlabelled (255), 0..1")
-]
+UnlabelledField = Annotated[float | None, Form(description="leave pixels below this confidence unlabelled (255), 0..1")]
 BackgroundField = Annotated[
     float | None, Form(description='with a "background" class: confidence below which pixels are background')
 ]

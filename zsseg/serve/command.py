@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
     p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)")
-    p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="default prompt templates (default: vild)")
+    p.add_argument(
+        "--templates", default="vild", choices=TEMPLATE_SETS, help="default prompt templates (default: vild)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
@@ -42,9 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-pixels", type=float, default=d.max_pixels, help=f"largest image in pixels (default: {d.max_pixels:g})"
     )
-    p.add_argument(
-        "--workers", type=int, default=d.workers, help=f"images segmented at once (default: {d.workers})"
-    )
+    p.add_argument("--workers", type=int, default=d.workers, help=f"images segmented at once (default: {d.workers})")
     p.add_argument(
         "--queue",
         type=int,
@@ -108,5 +108,7 @@ def run(args: argparse.Namespace) -> int:
     )
     app = create_app(seg, config)
     # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs the shutdown.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False, timeout_graceful_shutdown=None)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", server_header=False, timeout_graceful_shutdown=None
+    )
     return 0

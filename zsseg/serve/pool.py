@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from zsseg.serve.errors import ApiError
 
@@ -45,7 +45,7 @@ class InferencePool:
         """Jobs submitted and not yet finished (running + waiting)."""
         return self._pending
 
-    def _release(self, _: Future[object]) -> None:
+    def _release(self, _: Future[Any]) -> None:
         with self._lock:
             self._pending -= 1
             self.served += 1
