@@ -27,8 +27,6 @@ def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
 @pytest.mark.parametrize("fmt", ["PNG", "BMP", "WEBP"])
 def test_decode_gives_rgb_uint8(mode: str, fmt: str) -> None:
     img = Image.new(mode, (7, 5))
-    if fmt == "BMP" and mode == "RGBA":
-        pytest.skip("BMP has no alpha")
     arr = decode_image(encode(img, fmt), max_pixels=100)
     assert arr.shape == (5, 7, 3) and arr.dtype == np.uint8
 
@@ -107,3 +105,16 @@ def test_config_rejects_bad_values() -> None:
         ServeConfig(workers=0)
     with pytest.raises(ZsSegError, match="--queue"):
         ServeConfig(queue=-1)
+
+
+def test_cli_registers_serve_and_rejects_bad_flags_before_loading(capsys: pytest.CaptureFixture[str]) -> None:
+    from zsseg.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve", "--port", "0", "--max-proposals", "4"])
+    assert args.host == "127.0.0.1" and args.workers == 1 and args.queue == 8 and args.max_upload_mb == 20
+    from zsseg.serve.command import load_options
+
+    options = load_options(args)
+    assert options["model"] == "auto" and options["proposal_options"] == {"max_proposals": 4}
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "zsseg: error: --workers must be at least 1" in capsys.readouterr().err
