@@ -118,3 +118,21 @@ def test_cli_registers_serve_and_rejects_bad_flags_before_loading(capsys: pytest
     assert options["model"] == "auto" and options["proposal_options"] == {"max_proposals": 4}
     assert main(["serve", "--workers", "0"]) == 2
     assert "zsseg: error: --workers must be at least 1" in capsys.readouterr().err
+
+
+def test_unexpected_failure_is_a_json_500() -> None:
+    from fastapi.testclient import TestClient
+    from zsseg_testing import ColourBackend
+
+    from zsseg.classify.region import RegionClassifier
+    from zsseg.pipeline import Segmenter
+    from zsseg.serve.app import create_app
+
+    def broken(image: np.ndarray) -> None:
+        raise RuntimeError("proposer exploded")
+
+    app = create_app(Segmenter(broken, RegionClassifier(ColourBackend())))  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        png = encode(Image.new("RGB", (8, 8)), "PNG")
+        r = client.post("/v1/segment", files={"image": ("a.png", png)}, data={"classes": "red, blue"})
+    assert r.status_code == 500 and "proposer exploded" in r.json()["error"]

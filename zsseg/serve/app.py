@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import io
+import logging
 import shutil
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from zsseg.serve.pool import InferencePool
 from zsseg.serve.upload import BodySizeLimit, decode_image
 from zsseg.viz import palette
 
+log = logging.getLogger("zsseg.serve")
 STATIC = Path(str(resources.files("zsseg.serve") / "static"))
 ASSETS = Path(str(resources.files("zsseg") / "assets"))
 # The bundled example images the page offers, by name (a fixed table: no client text becomes a path).
@@ -175,6 +177,12 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
         err = ApiError(422, f"invalid request ({problems}): send multipart/form-data with an image file and classes")
         return JSONResponse(err.body(), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        err = ApiError(500, f"internal error ({type(exc).__name__}: {exc}): the server log has the details")
+        return JSONResponse(err.body(), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,7 +3,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, photo: null, labels: null, result: null, colourToClass: new Map(), jsonUrl: null };
+const state = {
+  file: null, photo: null, labels: null, result: null, colourToClass: new Map(), jsonUrl: null, maxUpload: Infinity,
+};
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -31,6 +33,10 @@ function pixels(img, w, h) {
 
 function chooseFile(file) {
   if (!file) return;
+  if (file.size > state.maxUpload) {
+    const mib = (n) => (n / 1048576).toFixed(1);
+    return setStatus(`${file.name} is ${mib(file.size)} MiB; this server accepts up to ${mib(state.maxUpload)} MiB`, true);
+  }
   state.file = file;
   $("drop-text").textContent = `${file.name} (${Math.round(file.size / 1024)} KiB)`;
   $("submit").disabled = false;
@@ -173,6 +179,7 @@ async function init() {
       opt.value = opt.textContent = name;
       $("templates").append(opt);
     }
+    state.maxUpload = info.limits.max_upload_bytes;
     $("info").textContent = `zsseg ${info.version} · model ${info.model} · proposals ${info.proposals} · ` +
       `uploads up to ${Math.round(info.limits.max_upload_bytes / 1048576)} MiB`;
   } catch (err) {
