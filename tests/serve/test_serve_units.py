@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,3 +137,37 @@ def test_unexpected_failure_is_a_json_500() -> None:
         png = encode(Image.new("RGB", (8, 8)), "PNG")
         r = client.post("/v1/segment", files={"image": ("a.png", png)}, data={"classes": "red, blue"})
     assert r.status_code == 500 and "proposer exploded" in r.json()["error"]
+
+
+def test_body_limit_replays_small_chunked_bodies_and_refuses_big_ones() -> None:
+    from zsseg.serve.upload import BodySizeLimit
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    def call(chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "headers": headers}
+        asyncio.run(BodySizeLimit(echo, max_bytes=10)(scope, receive, send))
+        return sent
+
+    ok = call([b"abc", b"def"], [])
+    assert ok[0]["status"] == 200 and ok[1]["body"] == b"abcdef"
+    assert call([b"abcdef", b"ghijkl"], [])[0]["status"] == 413  # no length declared: counted as it arrives
+    assert call([b""], [(b"content-length", b"11")])[0]["status"] == 413  # declared: refused unread
+    assert call([b"0123456789"], [(b"content-length", b"10")])[1]["body"] == b"0123456789"
