@@ -49,7 +49,7 @@ def test_segment_json(real_server: Server) -> None:
     assert body["image_size"] == [512, 512]
     shares = body["class_pixel_share"]
     assert set(shares) == set(body["classes"]) and abs(sum(shares.values()) - 1.0) < 1e-6
-    assert {"queue", "decode", "proposals", "classify", "assemble", "encode"} <= set(body["timings_s"])
+    assert {"queue", "decode", "proposals", "classify", "assemble", "encode", "total"} <= set(body["timings_s"])
     assert len(body["colors"]) == 4 and all(c.startswith("#") and len(c) == 7 for c in body["colors"])
     label = Image.open(io.BytesIO(base64.b64decode(body["label_map_png_base64"])))
     arr = np.asarray(label)

@@ -125,6 +125,7 @@ def _segment_job(seg: Segmenter, data: bytes, classes: list[str], max_pixels: in
     png = buf.getvalue()
     timings = {"queue": started - queued_at, "decode": decoded - started, **result.timings}
     timings["encode"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - queued_at
     summary = result.summary()
     summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
     summary["templates"] = str(getattr(seg.classifier, "template_name", "custom"))
