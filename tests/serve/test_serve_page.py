@@ -48,14 +48,15 @@ def test_page_segments_the_bundled_photo(real_server: Server, tmp_path: Path) ->
             local = (real_server.url, "data:", "blob:")
             page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
             page.goto(real_server.url)
-            page.wait_for_function("document.querySelector('#templates').options.length > 1")
+            # Waits use selectors: the page's CSP forbids eval, which string predicates may need.
+            page.wait_for_selector("#templates option >> nth=1", state="attached")
             assert "conse:efficientnet-lite0" in page.inner_text("#info")
 
             # A bad vocabulary: the page shows the server's error.
             page.set_input_files("#file", str(ASTRONAUT))
             page.fill("#classes", "sky, Sky")
             page.click("#submit")
-            page.wait_for_function("document.querySelector('#status').classList.contains('error')")
+            page.wait_for_selector("#status.error")
             assert "given twice" in page.inner_text("#status")
 
             page.fill("#classes", ", ".join(CLASSES))

@@ -90,7 +90,7 @@ function showLegend(result) {
   const t = result.timings_s;
   $("timings").textContent =
     `${result.model}, ${result.proposals} (${result.num_proposals} regions); ` +
-    `proposals ${t.proposals} s, classify ${t.classify} s, server total ${t.total} s`;
+    `proposals ${t.proposals.toFixed(2)} s, classify ${t.classify.toFixed(2)} s, server total ${t.total.toFixed(2)} s`;
 }
 
 async function segment(event) {
