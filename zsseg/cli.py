@@ -1,4 +1,4 @@
-"""The ``zsseg`` command: ``segment``, ``proposals`` (and ``eval``, ``train``)."""
+"""The ``zsseg`` command: ``segment``, ``proposals`` (and ``eval``, ``train``, ``serve``)."""
 
 from __future__ import annotations
 
@@ -65,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_proposer_flags(prop)
 
     from zsseg.eval.command import register as register_eval
+    from zsseg.serve.command import register as register_serve
     from zsseg.train.command import register as register_train
 
     register_eval(sub)  # sub-commands defined beside their subsystems
     register_train(sub)
+    register_serve(sub)
     return parser
 
 

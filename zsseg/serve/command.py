@@ -1,0 +1,114 @@
+"""``zsseg serve``: load the model once and answer HTTP requests (API + web page) on one address."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from zsseg.errors import ZsSegError
+
+# Flags passed verbatim to ``zsseg.load`` as keyword arguments when set (their argparse ``dest`` is the keyword).
+# A new ``load()`` knob becomes a server flag by adding its ``add_argument`` in ``register`` and its name here.
+EXTRA_LOAD_ARGS: tuple[str, ...] = ()
+
+
+def register(sub: Any) -> None:
+    """Add the ``serve`` sub-command to the ``zsseg`` parser."""
+    from zsseg.classify import MODEL_HELP
+    from zsseg.classify.prompts import TEMPLATE_SETS
+    from zsseg.cli_options import add_proposer_flags
+    from zsseg.proposals import PROPOSER_NAMES
+    from zsseg.serve.config import ServeConfig
+
+    d = ServeConfig()
+    p = sub.add_parser("serve", help="HTTP API and web page: segment uploaded images with typed class names")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
+    p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)")
+    p.add_argument(
+        "--templates", default="vild", choices=TEMPLATE_SETS, help="default prompt templates (default: vild)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=d.max_upload_bytes / 2**20,
+        help=f"largest upload in MiB; bigger ones get 413 (default: {d.max_upload_bytes / 2**20:g})",
+    )
+    p.add_argument(
+        "--max-pixels", type=float, default=d.max_pixels, help=f"largest image in pixels (default: {d.max_pixels:g})"
+    )
+    p.add_argument("--workers", type=int, default=d.workers, help=f"images segmented at once (default: {d.workers})")
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=d.queue,
+        help=f"requests waiting for a worker; beyond that the server answers 503 (default: {d.queue})",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=d.timeout_s, help=f"seconds per request before 504 (default: {d.timeout_s:g})"
+    )
+    from zsseg.train.command import add_classifier_flags
+
+    add_classifier_flags(p)
+    add_proposer_flags(p)
+    p.set_defaults(run=run)
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``zsseg.load`` that the flags describe (one dict, passed through whole)."""
+    from zsseg.cli_options import collect_proposer_options
+    from zsseg.train.command import classifier_options
+
+    options: dict[str, Any] = {
+        "model": args.model,
+        "proposals": args.proposals,
+        "device": args.device,
+        "templates": args.templates,
+        "batch_size": args.batch_size,
+        "proposal_options": collect_proposer_options(args),
+        **classifier_options(args),
+    }
+    options.update({k: getattr(args, k) for k in EXTRA_LOAD_ARGS if getattr(args, k, None) is not None})
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from zsseg.serve.config import ServeConfig
+
+    try:
+        import uvicorn
+
+        from zsseg.serve.app import create_app
+    except ImportError as exc:
+        raise ZsSegError(f"zsseg serve needs FastAPI and uvicorn ({exc}): pip install 'zsseg[serve]'") from exc
+    from zsseg.pipeline import load
+
+    if not 0 <= args.port <= 65535:
+        raise ZsSegError(f"--port must be in 0..65535, got {args.port}")
+    config = ServeConfig(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_pixels),
+        workers=args.workers,
+        queue=args.queue,
+        timeout_s=args.timeout,
+    )
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    t0 = time.perf_counter()
+    seg = load(**load_options(args))
+    print(
+        f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
+    app = create_app(seg, config)
+    # uvicorn handles SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then runs the shutdown.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", server_header=False, timeout_graceful_shutdown=None
+    )
+    return 0

@@ -1,0 +1,120 @@
+"""Guarding uploads: a request-body size limit (ASGI middleware) and decoding an uploaded image from bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zsseg.serve.errors import ApiError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB"
+
+
+class BodySizeLimit:
+    """ASGI middleware: request bodies over ``max_bytes`` answer 413 before they are read whole.
+
+    A declared ``Content-Length`` over the limit is refused at once, without reading any of the body. A body
+    without one (chunked) is read up to the limit and refused as soon as it passes it; below the limit it is
+    handed on to the app unchanged. Works the same whatever FastAPI/Starlette version is installed.
+
+    Args:
+        app: the wrapped ASGI app.
+        max_bytes: largest body accepted, in bytes.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send, what: str) -> None:
+        err = ApiError(
+            413,
+            f"upload too large ({what}; the limit is {_mb(self.max_bytes)}): send a smaller image, "
+            "or start the server with a larger --max-upload-mb",
+        )
+        body = json.dumps(err.body()).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers + [(b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await self._refuse(send, "invalid Content-Length")
+            elif int(length) > self.max_bytes:
+                await self._refuse(send, f"Content-Length {_mb(int(length))}")
+            else:
+                await self.app(scope, receive, send)  # the server enforces the declared length
+            return
+        # No declared length: buffer at most max_bytes, then replay the messages to the app.
+        messages: list[Message] = []
+        total = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            total += len(message.get("body", b""))
+            if total > self.max_bytes:
+                await self._refuse(send, f"more than {_mb(self.max_bytes)} sent")
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+# Reading an uploaded image. SWAP POINT: this is the only place that decodes client bytes; replace its body
+# with the shared reader from bytes in zsseg.io (every Pillow mode, max-pixels guard) when it lands, keeping
+# the mapping of its errors to HTTP statuses (too many pixels -> 413, not an image -> 415, corrupt -> 400).
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Decode an uploaded image file (any format Pillow reads) into uint8 (H, W, 3) RGB.
+
+    The size is checked from the header, before the pixels are decoded. EXIF orientation is applied; of an
+    animated image the first frame is used.
+
+    Raises:
+        ApiError: 400 empty or corrupt file, 413 more than ``max_pixels`` pixels, 415 not an image.
+    """
+    if not data:
+        raise ApiError(400, "the image file is empty: attach a JPEG/PNG/BMP/TIFF/WebP file as the image field")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ApiError(
+                    413,
+                    f"image too large ({w}x{h} = {w * h} pixels; the limit is {max_pixels}): downscale it, "
+                    "or start the server with a larger --max-pixels",
+                )
+            im.load()
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+            return np.asarray(rgb)
+    except Image.DecompressionBombError as exc:
+        raise ApiError(413, f"image too large ({exc}): downscale it, or start the server with --max-pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ApiError(
+            415, "the upload is not an image Pillow can read: send a JPEG, PNG, BMP, TIFF or WebP file"
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ApiError(400, f"the image file is corrupt or truncated ({exc}): send the complete file") from exc
