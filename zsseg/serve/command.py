@@ -12,14 +12,14 @@ from zsseg.errors import ZsSegError
 
 # Flags passed verbatim to ``zsseg.load`` as keyword arguments when set (their argparse ``dest`` is the keyword).
 # A new ``load()`` knob becomes a server flag by adding its ``add_argument`` in ``register`` and its name here.
-EXTRA_LOAD_ARGS: tuple[str, ...] = ()
+EXTRA_LOAD_ARGS: tuple[str, ...] = ("regions", "precision", "dense_size")
 
 
 def register(sub: Any) -> None:
     """Add the ``serve`` sub-command to the ``zsseg`` parser."""
     from zsseg.classify import MODEL_HELP
     from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.cli_options import add_proposer_flags
+    from zsseg.cli_options import add_proposer_flags, add_speed_flags
     from zsseg.proposals import PROPOSER_NAMES
     from zsseg.serve.config import ServeConfig
 
@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     )
     from zsseg.train.command import add_classifier_flags
 
+    add_speed_flags(p)
     add_classifier_flags(p)
     add_proposer_flags(p)
     p.set_defaults(run=run)
