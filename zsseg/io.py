@@ -194,12 +194,10 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if probe == path and not path.is_dir():
-        raise ZsSegError(f"{flag} {path} is a file, not a folder: pass a folder")
     if not probe.is_dir():
-        raise ZsSegError(f"{flag} {path}: {probe} is a file, not a folder: pass another {flag}")
+        raise ZsSegError(f"{flag} {path}: cannot write outputs there ({probe} is a file): pass a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ZsSegError(f"{flag} {path}: {probe} is not writable: pass a writable {flag} folder")
+        raise ZsSegError(f"{flag} {path}: cannot write outputs there ({probe} is not writable): pass a writable folder")
     return path
 
 
