@@ -103,10 +103,9 @@ def test_failed_rename_puts_back_the_previous_files(tmp_path, monkeypatch):
         return real(src, dst)
 
     monkeypatch.setattr(os, "replace", flaky)
-    with pytest.raises(ZsSegError, match="none of the set was kept"):
-        with AtomicWriter() as w:
-            w.write_text(tmp_path / "a.txt", "new a")
-            w.write_text(tmp_path / "b.txt", "new b")
+    with pytest.raises(ZsSegError, match="none of the set was kept"), AtomicWriter() as w:
+        w.write_text(tmp_path / "a.txt", "new a")
+        w.write_text(tmp_path / "b.txt", "new b")
     monkeypatch.setattr(os, "replace", real)
     assert sorted(os.listdir(tmp_path)) == ["a.txt"] and (tmp_path / "a.txt").read_text() == "old a"
 
@@ -174,7 +173,7 @@ def test_train_out_creates_its_folder(tmp_path, monkeypatch):
     made = []
     monkeypatch.setattr(zsseg.train.trainer, "train", lambda *a, **k: made.append(a[2].parent.is_dir()) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        main(["train", "--dataset", "voc20", "--root", str(tmp_path), "--out", str(tmp_path / "ckpt" / "x.safetensors")])
+        main(["train", "--dataset", "voc20", "--root", str(tmp_path), "--out", str(tmp_path / "ck" / "x.safetensors")])
     assert made == [True]
 
 
