@@ -113,6 +113,9 @@ for _rule in (
     Rule("background_threshold", "--background-threshold", float, 0, 1, hint="a confidence"),
     Rule("ensemble_lambda", "--lambda", float, 0, 1, hint="the ensemble's exponent"),
     Rule("max_working_pixels", "--max-working-pixels", int, low=4096, hint="pixels of the working resolution"),
+    Rule("regions", "--regions", str, choices=("crops", "dense", "hybrid", "auto"), scopes=LOAD),  # coming
+    Rule("precision", "--precision", str, choices=("auto", "fp32", "bf16", "fp16"), scopes=LOAD),  # coming
+    Rule("dense_size", "--dense-size", int, low=32, hint="pixels of the dense feature grid's input", scopes=LOAD),
     Rule("leftover_min_fraction", "--leftover-min-fraction", float, low=0, scopes=("load",)),
     Rule("max_pixels", "--max-pixels", int, low=0, hint="0 = no limit", scopes=("segment", "proposals")),
     Rule("limit", "--limit", int, low=1, hint="the number of images to use", scopes=("eval", "train")),
