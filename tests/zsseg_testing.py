@@ -85,3 +85,40 @@ def best_iou(proposals: Proposals, target: np.ndarray) -> float:
     inter = (flat & target.reshape(-1)).sum(axis=1)
     union = (flat | target.reshape(-1)).sum(axis=1)
     return float((inter / np.maximum(union, 1)).max())
+
+
+class GridProposer:
+    """Four quadrant masks of whatever image it is given (a fast, weight-free proposer for CLI tests)."""
+
+    name = "grid"
+
+    def __call__(self, image: np.ndarray) -> Proposals:
+        h, w = image.shape[:2]
+        masks = np.zeros((4, h, w), dtype=bool)
+        masks[0, : h // 2, : w // 2] = True
+        masks[1, : h // 2, w // 2 :] = True
+        masks[2, h // 2 :, : w // 2] = True
+        masks[3, h // 2 :, w // 2 :] = True
+        return Proposals(masks[masks.any(axis=(1, 2))], np.ones(int(masks.any(axis=(1, 2)).sum()), np.float32))
+
+
+def stub_segmenter(**kwargs: object) -> object:
+    """A :class:`~zsseg.pipeline.Segmenter` over :class:`GridProposer` and :class:`ColourBackend` (no weights)."""
+    from zsseg.classify import RegionClassifier
+    from zsseg.pipeline import Segmenter
+
+    keep = ("unlabelled_threshold", "background_threshold", "max_working_pixels")
+    return Segmenter(
+        GridProposer(),  # type: ignore[arg-type]
+        RegionClassifier(ColourBackend(), templates="single"),  # type: ignore[arg-type]
+        **{k: v for k, v in kwargs.items() if k in keep},  # type: ignore[arg-type]
+    )
+
+
+def use_stub_segmenter(monkeypatch: object) -> None:
+    """Make ``zsseg segment``/``eval`` build :func:`stub_segmenter` instead of loading a model."""
+    import zsseg.cli_options
+
+    monkeypatch.setattr(  # type: ignore[attr-defined]
+        zsseg.cli_options, "segmenter_from_args", lambda args, **extra: stub_segmenter(**extra)
+    )

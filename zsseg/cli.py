@@ -19,14 +19,24 @@ from zsseg.proposals import PROPOSER_NAMES
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from zsseg.images import DEFAULT_MAX_PIXELS
+    from zsseg.validate import path_arg
+
     p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--out", required=True, type=path_arg, help="output folder (created if needed; never read as input)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--checkpoint", default=None, help="weights file for sam:vit_b/vit_l/vit_h proposals")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels, a decompression-bomb guard (0 = no limit; default {DEFAULT_MAX_PIXELS})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from zsseg.cli_options import add_proposer_flags, add_speed_flags
+    from zsseg.pipeline import DEFAULT_MAX_WORKING_PIXELS
 
     parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help='with a "background" class: pixels whose best other class has confidence below this are background',
+    )
+    seg.add_argument(
+        "--max-working-pixels",
+        type=int,
+        default=DEFAULT_MAX_WORKING_PIXELS,
+        help="larger images are segmented at this many pixels, label map saved at full size (default: 2048 x 2048)",
     )
     from zsseg.train.command import add_classifier_flags
 
@@ -103,38 +119,48 @@ def _for_each_image(paths: list[Path], work: Callable[[Path], None]) -> int:
     return 0
 
 
-def _stem(path: Path, used: set[str]) -> str:
-    stem, i = path.stem, 1
-    while stem in used:
-        i += 1
-        stem = f"{path.stem}_{i}"
-    used.add(stem)
-    return stem
+def plan_inputs(args: argparse.Namespace, suffixes: tuple[str, ...]) -> tuple[list[Path], dict[Path, str]]:
+    """Inputs (never from inside ``--out``) and their output stems (never clobbering an input or each other).
+
+    Checks ``--out`` without creating it, so an error before the first image leaves no folder behind.
+    """
+    from zsseg.io import check_out_dir, check_out_not_input, collect_images, plan_stems
+
+    check_out_not_input(args.paths, args.out)
+    check_out_dir(args.out)
+    paths = collect_images(args.paths, exclude=args.out)
+    stems = dict(zip(paths, plan_stems(paths, args.out, suffixes), strict=True))
+    for path, stem in stems.items():
+        if stem != (path.stem or "image"):
+            print(f"zsseg: note: outputs of {path} are named {stem}* (the plain name is taken)", file=sys.stderr)
+    return paths, stems
 
 
 def run_segment(args: argparse.Namespace) -> int:
     from zsseg.cli_options import segmenter_from_args
-    from zsseg.io import collect_images, ensure_writable_dir, parse_classes, read_classes_file, read_image
+    from zsseg.io import ensure_writable_dir, parse_classes, read_classes_file, read_image_info
 
     classes = read_classes_file(args.classes_file) if args.classes_file else parse_classes(args.classes)
-    paths = collect_images(args.paths)
-    out = ensure_writable_dir(args.out)
+    paths, stems = plan_inputs(args, (".png", "_overlay.png", ".json"))
     t0 = time.perf_counter()
     seg = segmenter_from_args(
-        args, unlabelled_threshold=args.unlabelled_threshold, background_threshold=args.background_threshold
+        args,
+        unlabelled_threshold=args.unlabelled_threshold,
+        background_threshold=args.background_threshold,
+        max_working_pixels=args.max_working_pixels,
     )
     print(
         f"zsseg: model {seg.model_name}, proposals {seg.proposer.name} (loaded in {time.perf_counter() - t0:.1f} s)",
         file=sys.stderr,
     )
-    used: set[str] = set()
+    out = ensure_writable_dir(args.out)
 
     def work(path: Path) -> None:
-        image = read_image(path)
+        info = read_image_info(path, args.max_pixels)
         t = time.perf_counter()
-        result = seg.segment(image, classes)
+        result = seg.segment(info.array, classes)
         result.timings["total"] = time.perf_counter() - t
-        result.save(out, _stem(path, used), image, extra={"image": str(path)})
+        result.save(out, stems[path], info.array, extra={"image": str(path), "input": info.summary()})
 
     return _for_each_image(paths, work)
 
@@ -143,25 +169,22 @@ def run_proposals(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from zsseg.cli_options import collect_proposer_options
-    from zsseg.io import AtomicWriter, collect_images, ensure_writable_dir, read_image
-    from zsseg.proposals import build_proposer
+    from zsseg.io import AtomicWriter, ensure_writable_dir, read_image
+    from zsseg.proposals import build_proposer, proposer_options, resolve_name
     from zsseg.viz import draw_proposals
 
-    paths = collect_images(args.paths)
-    out = ensure_writable_dir(args.out)
-    from zsseg.proposals import proposer_options, resolve_name
-
+    paths, stems = plan_inputs(args, (".npz", "_proposals.png"))
     options = collect_proposer_options(args)
     if "precision" in proposer_options(resolve_name(args.method)):
         options["precision"] = args.precision
     proposer = build_proposer(args.method, device=args.device, **options)
     print(f"zsseg: proposals {proposer.name}", file=sys.stderr)
-    used: set[str] = set()
+    out = ensure_writable_dir(args.out)
 
     def work(path: Path) -> None:
-        image = read_image(path)
+        image = read_image(path, args.max_pixels)
         props = proposer(image)
-        stem = _stem(path, used)
+        stem = stems[path]
         with AtomicWriter() as writer:
             with open(writer.reserve(out / f"{stem}.npz"), "wb") as f:
                 np.savez_compressed(f, masks=props.masks, scores=props.scores)
@@ -175,8 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runners: dict[str, Callable[[argparse.Namespace], int]] = {"segment": run_segment, "proposals": run_proposals}
     runner = runners.get(args.command) or args.run
+    from zsseg.io import sigterm_as_interrupt
+    from zsseg.validate import validate_namespace
+
     try:
-        return runner(args)
+        with sigterm_as_interrupt():  # SIGTERM cleans up like Ctrl-C: no half-written outputs, no .tmp files
+            validate_namespace(args)
+            return runner(args)
     except ZsSegError as exc:
         _error(str(exc))
         return 2

@@ -18,8 +18,10 @@ from zsseg.io import as_image_array, parse_classes
 from zsseg.proposals import build_proposer
 from zsseg.proposals.base import MaskProposer, Proposals
 from zsseg.result import Segmentation, ignore_index_for
+from zsseg.validate import check_values, validate_load_args
 
 BACKGROUND_NAMES = ("background",)
+DEFAULT_MAX_WORKING_PIXELS = 2048 * 2048
 
 
 def leftover_regions(covered: np.ndarray, min_fraction: float) -> np.ndarray:
@@ -41,6 +43,26 @@ def leftover_regions(covered: np.ndarray, min_fraction: float) -> np.ndarray:
     return labels[None] == (keep + 1)[:, None, None]
 
 
+def working_image(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
+    """``image`` (uint8 (H, W, 3)) shrunk, aspect kept, to at most ``max_pixels`` pixels (unchanged if within)."""
+    h, w = image.shape[:2]
+    if max_pixels is None or h * w <= max_pixels:
+        return image
+    scale = (max_pixels / (h * w)) ** 0.5
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
+def upscale_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a (h, w) array to (height, width), without intermediate full-size copies."""
+    h, w = array.shape
+    if (h, w) == (height, width):
+        return array
+    rows = (np.arange(height) * h) // height
+    cols = (np.arange(width) * w) // width
+    return array[rows[:, None], cols[None, :]]
+
+
 class Segmenter:
     """Open-vocabulary semantic segmentation of one image at a time.
 
@@ -53,6 +75,10 @@ class Segmenter:
             unlabelled (value 255, or 65535 beyond 255 classes).
         background_threshold: for a vocabulary with a "background" entry: pixels whose confidence in their best
             other class is below this are labelled background. The entry is not prompted to the model.
+        max_working_pixels: images with more pixels are shrunk (aspect kept) to this many for proposals,
+            region features and assembly; the label map is returned at the input's size (nearest-neighbour).
+            Bounds memory: proposals are bool (N, working H, working W). None: always the full resolution.
+            The default (2048 x 2048) leaves the benchmarks' images (Cityscapes: 2048 x 1024) unchanged.
     """
 
     def __init__(
@@ -62,12 +88,23 @@ class Segmenter:
         leftover_min_fraction: float = 0.01,
         unlabelled_threshold: float | None = None,
         background_threshold: float = 0.5,
+        max_working_pixels: int | None = DEFAULT_MAX_WORKING_PIXELS,
     ) -> None:
+        check_values(
+            {
+                "leftover_min_fraction": leftover_min_fraction,
+                "unlabelled_threshold": unlabelled_threshold,
+                "background_threshold": background_threshold,
+                "max_working_pixels": max_working_pixels,
+            },
+            "load",
+        )
         self.proposer = proposer
         self.classifier = classifier
         self.leftover_min_fraction = leftover_min_fraction
         self.unlabelled_threshold = unlabelled_threshold
         self.background_threshold = background_threshold
+        self.max_working_pixels = max_working_pixels
 
     @property
     def model_name(self) -> str:
@@ -94,10 +131,12 @@ class Segmenter:
             classes: class names, as a list or a comma-separated string.
 
         Returns:
-            :class:`Segmentation` whose label map indexes ``classes``.
+            :class:`Segmentation` whose label map (and confidence) have the input's size and index ``classes``;
+            its proposals are at the working resolution (see ``max_working_pixels``).
         """
         vocab = tuple(parse_classes(classes))
-        img = as_image_array(image)
+        full = as_image_array(image)
+        img = working_image(full, self.max_working_pixels)
         h, w = img.shape[:2]
         timings: dict[str, float] = {}
 
@@ -134,12 +173,13 @@ class Segmenter:
             ignore_index=ignore_index_for(len(vocab)),
         )
         timings["assemble"] = time.perf_counter() - t0
+        height, width = full.shape[:2]
         return Segmentation(
-            label_map=result.label_map,
+            label_map=upscale_nearest(result.label_map, height, width),
             classes=vocab,
             proposals=proposals,
             probs=probs,
-            confidence=result.confidence,
+            confidence=upscale_nearest(result.confidence, height, width),
             model=self.model_name,
             proposer=getattr(self.proposer, "name", type(self.proposer).__name__),
             timings=timings,
@@ -151,7 +191,7 @@ def load(
     model: str = "auto",
     proposals: str = "auto",
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     regions: str = "auto",
     precision: str = "auto",
     dense_size: int | None = None,
@@ -163,13 +203,14 @@ def load(
     classifier_checkpoint: str | Path | None = None,
     prompts_checkpoint: str | Path | None = None,
     ensemble_lambda: float | None = None,
+    max_working_pixels: int | None = DEFAULT_MAX_WORKING_PIXELS,
 ) -> Segmenter:
     """Build a :class:`Segmenter`, like ``clip.load``.
 
     Args:
         model: vision-language backend (``auto``, ``clip:ARCH/PRETRAINED``, ``conse:efficientnet-lite0``, ...).
         proposals: mask proposal generator (``auto``, ``mobilesam``, ``selective-search``, ...).
-        device: torch device.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         regions: region features, ``crops`` (the paper's strategy 1: one masked crop per proposal), ``dense``
             (one encoder pass per image, features pooled per proposal), ``hybrid`` (dense, plus crops for the
             most ambiguous quarter) or ``auto`` (dense where the backend has it); see :mod:`zsseg.classify.region`.
@@ -185,12 +226,17 @@ def load(
             frozen classifier; its backend is used when ``model`` is ``auto``.
         prompts_checkpoint: learned prompts (``zsseg train --what prompts``) replacing ``templates``.
         ensemble_lambda: the ensemble's exponent; None keeps the checkpoint's.
+        max_working_pixels: see :class:`Segmenter`.
+
+    Raises:
+        ZsSegError: any argument out of range (same message as the command line's), an unavailable device.
 
     Example:
         >>> seg = zsseg.load(model="conse:efficientnet-lite0", proposals="selective-search")
         >>> result = seg.segment("photo.jpg", "cat, sofa, potted plant")
         >>> result.label_map.shape  # (H, W)
     """
+    device = validate_load_args(**locals())["device"]  # first: locals() are exactly the arguments
     from zsseg.proposals import proposer_options, resolve_name
     from zsseg.train import build_classifier, resolve_model
 
@@ -216,4 +262,5 @@ def load(
         classifier,
         unlabelled_threshold=unlabelled_threshold,
         background_threshold=background_threshold,
+        max_working_pixels=max_working_pixels,
     )

@@ -28,7 +28,8 @@ class Segmentation:
         label_map: int32 (H, W): index of the class in ``classes`` (0-based), or ``ignore_index`` where
             unlabelled (only when an unlabelled threshold was asked for).
         classes: the vocabulary, in the order the user gave it.
-        proposals: the N proposals (masks bool (N, H, W), scores float32 (N,)).
+        proposals: the N proposals (masks bool (N, h, w), scores float32 (N,)), at the working resolution
+            (h, w) <= (H, W) of :class:`~zsseg.pipeline.Segmenter` (equal unless the image was huge).
         probs: float32 (N, K): class probabilities of each proposal.
         confidence: float32 (H, W): the winning class's share of the probability mass at each pixel.
         model: the vision-language backend used.
@@ -51,10 +52,11 @@ class Segmentation:
     settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        h, w = self.proposals.image_size
+        ph, pw = self.proposals.image_size
+        h, w = self.label_map.shape
         n, k = len(self.proposals), len(self.classes)
-        if self.label_map.shape != (h, w):
-            raise ValueError(f"label_map must have shape ({h}, {w}) like the proposals, got {self.label_map.shape}")
+        if ph > h or pw > w:
+            raise ValueError(f"proposals of size ({ph}, {pw}) are larger than the label map ({h}, {w})")
         if self.probs.shape != (n, k):
             raise ValueError(f"probs must have shape ({n}, {k}) (proposals, classes), got {self.probs.shape}")
         if self.confidence.shape != (h, w):
@@ -95,6 +97,7 @@ class Segmentation:
             **self.settings,
             "num_proposals": len(self.proposals),
             "image_size": [h, w],
+            "working_size": list(self.proposals.image_size),
             "ignore_index": self.ignore_index,
             "class_pixel_share": self.class_shares(),
             "unlabelled_pixel_share": float((self.label_map == self.ignore_index).mean()),

@@ -81,16 +81,27 @@ def overlay(
         uint8 (max(H, legend height), W + legend width, 3); the photo is at the top left.
     """
     h, w = label_map.shape
-    colours = colorize(label_map, len(classes), ignore_index).astype(np.float32)
-    labelled = (label_map != ignore_index)[..., None]
-    mixed = np.where(labelled, (1 - alpha) * image + alpha * colours, image)
-    edges = np.zeros((h, w), dtype=bool)
-    edges[:-1] |= label_map[:-1] != label_map[1:]
-    edges[:, :-1] |= label_map[:, :-1] != label_map[:, 1:]
-    mixed[edges] = 255
-    canvas_img = Image.fromarray(mixed.astype(np.uint8))
+    mixed = np.empty((h, w, 3), dtype=np.uint8)
+    step = max(1, (1 << 20) // max(w, 1))  # rows per chunk (~1 Mpx): float copies stay small on huge images
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        lab = label_map[y0:y1]
+        colours = colorize(lab, len(classes), ignore_index).astype(np.float32)
+        img = image[y0:y1].astype(np.float32)
+        chunk = np.where((lab != ignore_index)[..., None], (1 - alpha) * img + alpha * colours, img)
+        edges = np.zeros(lab.shape, dtype=bool)
+        edges[:-1] |= lab[:-1] != lab[1:]
+        if y1 < h:
+            edges[-1] |= lab[-1] != label_map[y1]
+        edges[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+        chunk[edges] = 255
+        mixed[y0:y1] = chunk.astype(np.uint8)
+    canvas_img = Image.fromarray(mixed)
+    del mixed
 
-    ids, counts = np.unique(label_map[label_map != ignore_index], return_counts=True)
+    counts_all = np.bincount(label_map[label_map != ignore_index].ravel(), minlength=len(classes))
+    ids = np.flatnonzero(counts_all)
+    counts = counts_all[ids]
     order = np.argsort(-counts)[:max_legend]
     size = max(12, min(24, h // 30))
     font = _font(size)

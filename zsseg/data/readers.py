@@ -164,7 +164,7 @@ def _ade150(root: Path, split: str) -> SegDataset:
 
 def _read_object_info(path: Path) -> list[ClassRow]:
     """Class rows from ADE's ``objectInfo150.txt`` (tab-separated ``Idx Ratio Train Val Name``)."""
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     body = "\n".join(f"{cols[0]}\t{cols[-1]}" for cols in (ln.split("\t") for ln in lines[1:]))
     rows = parse_class_table(body, str(path))
     if [r.raw for r in rows] != list(range(1, 151)):
@@ -179,7 +179,7 @@ def _large_class_list(top: Path, filename: str, count: int, name: str) -> list[C
             f"{name} needs its {count} class names, which zsseg does not ship: write them one per line, in "
             f"label order, to {path}"
         )
-    rows = parse_name_list(path.read_text(encoding="utf-8"), str(path))
+    rows = parse_name_list(path.read_text(encoding="utf-8-sig"), str(path))
     if len(rows) != count:
         raise ZsSegError(f"{path} lists {len(rows)} classes, expected {count}; fix the class list")
     return rows
@@ -279,7 +279,9 @@ def _folder(root: Path, split: str) -> SegDataset:
     (``split`` is ignored). Label values are ``0..K-1`` and 255 = ignore (65535 when K > 255)."""
     layout = "<root>/images/, <root>/labels/ (<image stem>.png), <root>/classes.txt (one name per line)"
     top = _find_top(root, ("",), ("images", "labels", "classes.txt"), layout, "folder")
-    rows = parse_name_list((top / "classes.txt").read_text(encoding="utf-8"), str(top / "classes.txt"))
+    from zsseg.io import read_text  # UTF-8 with or without BOM; another encoding is one clear line
+
+    rows = parse_name_list(read_text(top / "classes.txt", "class list"), str(top / "classes.txt"))
     names = [r.name for r in rows]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

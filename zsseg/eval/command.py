@@ -34,10 +34,12 @@ def register(sub: Any) -> None:
     p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)}")
     p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
     p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
-    p.add_argument("--out", type=Path, default=None, help="results JSON (a Markdown table is written beside it)")
-    p.add_argument("--save-predictions", type=Path, default=None, help="folder for predicted label maps (PNG)")
+    from zsseg.validate import path_arg
+
+    p.add_argument("--out", type=path_arg, default=None, help="results JSON (a Markdown table is written beside it)")
+    p.add_argument("--save-predictions", type=path_arg, default=None, help="folder for predicted label maps (PNG)")
     from zsseg.train.command import add_classifier_flags
 
     add_speed_flags(p)
@@ -50,16 +52,18 @@ def run(args: argparse.Namespace) -> int:
     from zsseg.cli_options import segmenter_from_args
     from zsseg.data import load_dataset
     from zsseg.eval import evaluate_dataset, format_markdown
-    from zsseg.io import ensure_writable_dir
+    from zsseg.io import AtomicWriter, check_out_dir, ensure_writable_dir
 
+    if args.out is not None:  # checked before the minutes of work, whose results it must not lose
+        check_out_file(args.out)
+    if args.save_predictions is not None:
+        check_out_dir(args.save_predictions, "--save-predictions")
     dataset = load_dataset(args.dataset, args.root, args.split)
     if len(dataset) == 0:
         raise ZsSegError(f"{args.dataset} {args.split} under {args.root} has no images: check --root and --split")
-    if args.out is not None:
-        ensure_writable_dir(args.out.parent if str(args.out.parent) else Path("."))
+    seg = segmenter_from_args(args)
     if args.save_predictions is not None:
         ensure_writable_dir(args.save_predictions)
-    seg = segmenter_from_args(args)
     print(f"zsseg: model {seg.model_name}, proposals {seg.proposer.name}", file=sys.stderr)
     t0 = time.perf_counter()
     results = evaluate_dataset(
@@ -81,6 +85,20 @@ def run(args: argparse.Namespace) -> int:
     table = format_markdown(results)
     print(table)
     if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(table + "\n")
+        ensure_writable_dir(args.out.parent)
+        with AtomicWriter() as writer:
+            writer.write_text(args.out, json.dumps(results, indent=2) + "\n")
+            writer.write_text(args.out.with_suffix(".md"), table + "\n")
     return 0
+
+
+def check_out_file(out: Path) -> None:
+    """Refuse an ``--out`` that is a folder (or whose Markdown twin is), or whose folder cannot be made."""
+    from zsseg.io import check_out_dir
+
+    for path in (out, out.with_suffix(".md")):
+        if path.is_dir():
+            raise ZsSegError(f"--out {out}: {path} is a folder: name a results file, e.g. {out / 'results.json'}")
+    if out.suffix.lower() == ".md":
+        raise ZsSegError(f"--out {out}: the Markdown table is written beside the JSON: name a .json file")
+    check_out_dir(out.parent, "--out")

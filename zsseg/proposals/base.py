@@ -54,7 +54,7 @@ class Proposals:
 
     def areas(self) -> np.ndarray:
         """int64 array (N,): pixels in each mask."""
-        return self.masks.reshape(len(self), -1).sum(axis=1)
+        return self.masks.sum(axis=(1, 2), dtype=np.int64)  # (reshape(0, -1) fails on zero proposals)
 
     def covered(self) -> np.ndarray:
         """bool array (H, W): pixels inside at least one proposal."""

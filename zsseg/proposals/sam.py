@@ -298,7 +298,7 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
     size = knobs.get("image_size") or MOBILESAM_DEFAULT_SIZE
     knobs["image_size"] = size
     try:
-        model = build_mobilesam_model(mobilesam_checkpoint(), size)
+        model: Any = build_mobilesam_model(mobilesam_checkpoint(), size)
     except ValueError as exc:
         raise ZsSegError(f"proposals 'mobilesam': {exc}") from exc
     fuse_conv_bn(model.image_encoder)

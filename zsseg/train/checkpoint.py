@@ -13,10 +13,8 @@ holds the optimizer state for ``--resume``. Every file is written to a temporary
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import torch
 from zsseg.classify.backends.base import VisionLanguageBackend
 from zsseg.classify.region import RegionClassifier
 from zsseg.errors import ZsSegError
-from zsseg.io import AtomicWriter
+from zsseg.io import AtomicWriter, signals_deferred
 
 FORMAT = "zsseg-train/1"
 WHATS: tuple[str, ...] = ("strategy2", "prompts")
@@ -41,20 +39,9 @@ def optim_path(path: Path) -> Path:
     return Path(path).with_suffix(".optim.safetensors")
 
 
-@contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Delay Ctrl-C until the block ends (in the main thread), so a save is never cut in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[object] = []
-    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            raise KeyboardInterrupt
+def sigint_deferred() -> AbstractContextManager[None]:
+    """Delay Ctrl-C and SIGTERM until the block ends (in the main thread), so a save is never cut in half."""
+    return signals_deferred()
 
 
 def save_checkpoint(

@@ -38,9 +38,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seen-only", action="store_true", help="train on the seen classes only (zero-shot split)")
     p.add_argument("--what", default="strategy2", choices=("strategy2", "prompts"), help="what to train")
     p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    p.add_argument("--out", required=True, type=Path, help="checkpoint file to write, NAME.safetensors")
+    from zsseg.validate import path_arg
+
+    p.add_argument("--out", required=True, type=path_arg, help="checkpoint file to write, NAME.safetensors")
     p.add_argument("--resume", action="store_true", help="continue training OUT up to --epochs")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
     s2, pr = DEFAULTS["strategy2"], DEFAULTS["prompts"]
     p.add_argument("--epochs", type=int, default=None, help=f"epochs (default: {s2[0]} strategy2, {pr[0]} prompts)")
     p.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default: {s2[1]:g} / {pr[1]:g})")
@@ -135,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     check_out(args.out.expanduser(), args.resume)  # fail before the minutes of loading
     dataset = load_dataset(args.dataset, args.root, args.split)
-    device = args.device or default_device()
+    device = args.device or default_device()  # already resolved by zsseg.validate
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=device)
     proposer = build_proposer(args.proposals, device=device) if args.proposals else None
+    args.out.expanduser().parent.mkdir(parents=True, exist_ok=True)
     print(
         f"zsseg: training {args.what} on {dataset.info.name}/{args.split} with {backend.name} on {device} "
         f"(loaded in {time.perf_counter() - t0:.1f} s)",

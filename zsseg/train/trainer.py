@@ -143,8 +143,11 @@ def check_out(out: Path, resume: bool) -> None:
     """Raise ZsSegError unless ``out`` can be written (new) or resumed (existing)."""
     if out.suffix != ".safetensors":
         raise ZsSegError(f"--out {out} must end in .safetensors (a JSON file is written beside it)")
-    if not out.parent.is_dir():
-        raise ZsSegError(f"folder {out.parent} of --out does not exist: create it first")
+    from zsseg.io import check_out_dir
+
+    if out.is_dir():
+        raise ZsSegError(f"--out {out} is a folder: name a checkpoint file, e.g. {out / 'model.safetensors'}")
+    check_out_dir(out.parent, "--out")  # created when training starts, like segment's --out
     if out.exists() and not resume:
         raise ZsSegError(f"{out} exists: pass --resume to continue training it, or choose another --out")
     if resume and not out.exists():
