@@ -3,8 +3,7 @@ region-feature mode x precision, every row measured side by side in one run.
 
 Each configuration lives in its own worker process (so its peak RSS is its own) holding its loaded model; the
 driver sends every image to every worker in turn, so the rows are interleaved in time and see the same machine
-load. The reference row of each model x proposals pair is today's pipeline: masked crops, fp32, MobileSAM at its
-native 1024 px. CLIP rows load ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot
+load. The reference row of each model x proposals pair is today's pipeline: masked crops, fp32. CLIP rows load ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot
 be downloaded here): their timings are the real model's, their labels are not. The mIoU column is read from
 ``benchmarks/region_modes.py``'s JSON where it has the row (ConSE on VOC-20 val).
 
@@ -31,9 +30,10 @@ CLIP_FILE = Path("out/cache/clip-ViT-B-16-random.pt")
 CONFIGS: list[tuple[str, str, str, str, dict[str, Any]]] = []
 for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16"):
     for _props in ("mobilesam", "selective-search"):
-        native = {"image_size": 1024} if _props == "mobilesam" else {}
-        CONFIGS.append((_model, _props, "crops", "fp32", native))
-        CONFIGS += [(_model, _props, r, p, {}) for r in ("dense", "hybrid") for p in ("fp32", "bf16")]
+        CONFIGS += [(_model, _props, r, p, {}) for r, p in (("crops", "fp32"), ("dense", "fp32"), ("dense", "bf16"))]
+        CONFIGS.append((_model, _props, "hybrid", "fp32", {}))
+        if _props == "mobilesam":
+            CONFIGS.append((_model, _props, "dense", "fp32", {"image_size": 512}))
 
 
 def images(n: int) -> list[str]:
@@ -136,7 +136,7 @@ def main() -> None:
         )
         score = miou.get((props, variant)) if model.startswith("conse") else None
         print(
-            f"| {model} | {props}{' (1024)' if config[4] else ''} | {regions} | {precision}"
+            f"| {model} | {props}{' (512 px)' if config[4] else ''} | {regions} | {precision}"
             f"{f' (ran {ran})' if ran != precision else ''} | {s['n']:.0f} | {s['proposals']:.2f} | "
             f"{s['classify']:.2f} | {s['assemble']:.2f} | {s['total']:.2f} | "
             f"{reference[(model, props)] / s['total']:.1f}x | {finals[i]['peak_rss_mb']:.0f} | "

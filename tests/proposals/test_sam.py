@@ -187,9 +187,9 @@ def test_mobilesam_at_another_size_keeps_its_masks() -> None:
     yy, xx = np.mgrid[:240, :320]
     disk = (yy - 120) ** 2 + (xx - 90) ** 2 < 55**2
     image[disk] = (200, 30, 30)
-    small = build_mobilesam(points_per_side=8, num_threads=1)
+    small = build_mobilesam(points_per_side=8, num_threads=1, image_size=512)
     assert small.img_size == 512
-    native = build_mobilesam(points_per_side=8, num_threads=1, image_size=1024)
+    native = build_mobilesam(points_per_side=8, num_threads=1)
     assert native.img_size == 1024
     assert best_iou(small(image), disk) > 0.9 and best_iou(native(image), disk) > 0.9
     with pytest.raises(ZsSegError, match="multiple of 64"):

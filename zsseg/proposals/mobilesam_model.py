@@ -4,8 +4,8 @@ MobileSAM (TinyViT image encoder, SAM's prompt encoder and mask decoder) was tra
 it is tied to that size except a reshape in TinyViT's ``forward_features``: TinyViT has no absolute position
 embeddings (its attention biases are per window offset), and SAM's prompt encoder uses random Fourier features
 of normalised coordinates. So the same weights run at a smaller input, where the encoder's cost and the decoder's
-(its image tokens are (size/16)^2) fall with the square of the size. VOC-size photos (500 px) lose almost
-nothing at 512 (``docs/results.md``).
+(its image tokens are (size/16)^2) fall with the square of the size: at 512, proposals were 2.2x faster on VOC
+photos (500 px), with an oracle mIoU of 78.5 against 83.9 at 1024 (8 val images; ``docs/results.md``).
 """
 
 from __future__ import annotations

