@@ -3,9 +3,10 @@ region-feature mode x precision, every row measured side by side in one run.
 
 Each configuration lives in its own worker process (so its peak RSS is its own) holding its loaded model; the
 driver sends every image to every worker in turn, so the rows are interleaved in time and see the same machine
-load. The reference row of each model x proposals pair is today's pipeline: masked crops, fp32. CLIP rows load ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot
-be downloaded here): their timings are the real model's, their labels are not. The mIoU column is read from
-``benchmarks/region_modes.py``'s JSON where it has the row (ConSE on VOC-20 val).
+load. The reference row of each model x proposals pair is today's pipeline: masked crops, fp32. CLIP rows load
+ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot be downloaded here): their
+timings are the real model's, their labels are not. The mIoU column is read from ``benchmarks/region_modes.py``'s
+JSON where it has the row (ConSE on VOC-20 val).
 
     python benchmarks/fast_path.py --images 4
 """
