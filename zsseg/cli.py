@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_eval(sub)  # sub-commands defined beside their subsystems
     register_train(sub)
+    from zsseg.batch.command import register as register_batch
+
+    register_batch(sub)
     return parser
 
 

@@ -1,0 +1,147 @@
+"""``zsseg batch`` with local workers: outputs, index, resume, faults (killed worker, corrupt image, Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from batch_testing import CLASSES, LOAD, LOAD_FLAGS, NAMES, kill_worker, tree_bytes, write_images
+from PIL import Image
+
+from zsseg.batch import read_index, run_batch
+from zsseg.cli import main
+
+pytestmark = pytest.mark.weights
+
+
+@pytest.fixture(scope="module")
+def first_run(images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """Two local workers over the eight images, with overlays; one worker is SIGKILLed after the first row."""
+    out = tmp_path_factory.mktemp("out")
+    rows: list[dict] = []
+    killed: list[int] = []
+
+    def on_row(row: dict) -> None:
+        rows.append(row)
+        kill_worker(row, killed)
+
+    summary = run_batch(
+        images_dir, out, CLASSES, load_options=LOAD, workers=2, overlays=True, progress=False, on_row=on_row
+    )
+    assert killed and summary.done == len(NAMES) and summary.failed == 0
+    return out, rows
+
+
+def test_killed_worker_still_every_image_exactly_once(first_run: tuple[Path, list[dict]]) -> None:
+    out, rows = first_run
+    assert sorted(r["key"] for r in rows) == sorted(["a/x.jpg", "a/x.png", "b/x", "b/y", "c/d/z", "c/w", "e", "f"])
+    index = read_index(out).to_pylist()
+    assert len(index) == len(NAMES) and {r["status"] for r in index} == {"ok"}
+    assert len({r["worker"] for r in index}) >= 2  # the replacement worker took over
+    assert not [p for p in out.rglob(".*.tmp")], "a killed worker's temporaries are swept"
+    assert not (out / "_index_parts").exists() or not list((out / "_index_parts").iterdir())
+
+
+def test_outputs_mirror_inputs_and_index_describes_them(first_run: tuple[Path, list[dict]], images_dir: Path) -> None:
+    out, _ = first_run
+    rows = {r["key"]: r for r in read_index(out).to_pylist()}
+    row = rows["c/d/z"]
+    assert row["path"] == str(images_dir / "c/d/z.jpg")
+    assert row["label_file"] == "labels/c/d/z.png" and row["overlay_file"] == "overlays/c/d/z.png"
+    label = np.asarray(Image.open(out / row["label_file"]))
+    assert label.shape == (row["height"], row["width"]) == (40 + 4 * (4 % 3), 56)
+    assert row["model"] == "conse:efficientnet-lite0" and row["proposals"] == "selective-search"
+    assert abs(sum(row["class_shares"]) + row["unlabelled_share"] - 1) < 1e-5
+    assert row["total_s"] > 0 and row["proposals_s"] > 0 and row["finished_at"] > 0
+
+
+def test_outputs_are_byte_identical_to_zsseg_segment(first_run: tuple[Path, list[dict]], images_dir: Path) -> None:
+    out, _ = first_run
+    single = out.parent / "segment"
+    args = ["segment", str(images_dir / "c/d/z.jpg"), "--classes", ", ".join(CLASSES), "--out", str(single)]
+    assert main([*args, *LOAD_FLAGS]) == 0
+    assert (single / "z.png").read_bytes() == (out / "labels/c/d/z.png").read_bytes()
+    assert (single / "z_overlay.png").read_bytes() == (out / "overlays/c/d/z.png").read_bytes()
+
+
+def test_rerun_skips_done_and_refuses_other_settings(first_run: tuple[Path, list[dict]], images_dir: Path) -> None:
+    out, _ = first_run
+    before = tree_bytes(out / "labels")
+    summary = run_batch(images_dir, out, CLASSES, load_options=LOAD, overlays=True, progress=False)
+    assert (summary.done, summary.skipped_done) == (0, len(NAMES))
+    assert tree_bytes(out / "labels") == before
+    from zsseg.errors import ZsSegError
+
+    with pytest.raises(ZsSegError, match="holds a batch run with classes="):
+        run_batch(images_dir, out, ["cat", "dog"], load_options=LOAD, progress=False)
+    with pytest.raises(ZsSegError, match="holds a batch run with model="):
+        run_batch(images_dir, out, CLASSES, load_options=LOAD | {"model": "conse:efficientnet-lite2"}, progress=False)
+
+
+def test_corrupt_image_is_one_failed_row_and_retry_failed_redoes_it(tmp_path: Path, capsys) -> None:
+    src = write_images(tmp_path / "in", ["ok1.jpg", "ok2.png"])
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    base = ["batch", str(src), "--classes", ", ".join(CLASSES), "--out", str(out), *LOAD_FLAGS]
+    assert main(base) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg: cannot read image" in err and "2 segmented, 1 failed" in err and "Traceback" not in err
+    rows = {r["key"]: r for r in read_index(out).to_pylist()}
+    assert rows["broken"]["status"] == "failed" and "cannot read image" in rows["broken"]["error"]
+    assert rows["broken"]["label_file"] is None and not (out / "labels/broken.png").exists()
+    assert {rows["ok1"]["status"], rows["ok2"]["status"]} == {"ok"}
+
+    assert main(base) == 0  # the failure is remembered, not retried
+    assert "1 skipped (failed before; --retry-failed redoes them)" in capsys.readouterr().err
+    write_images(tmp_path / "fixed", ["broken.jpg"])
+    os.replace(tmp_path / "fixed/broken.jpg", src / "broken.jpg")
+    assert main([*base, "--retry-failed"]) == 0
+    assert "1 segmented, 0 failed, 2 skipped" in capsys.readouterr().err
+    assert {r["status"] for r in read_index(out).to_pylist()} == {"ok"}
+
+
+def test_usage_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    src = write_images(tmp_path / "in", ["a.jpg"])
+    assert main(["batch", str(src), "--classes", "a, a", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "zsseg: error: class 'a' is given twice in the vocabulary: list each class once"
+    args = ["batch", str(src), "--classes", "a", "--out", str(tmp_path / "o2"), "--model", "nope:x"]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("zsseg:")]
+    assert len(err) == 1 and err[0].startswith("zsseg: error: unknown model 'nope:x'")
+
+
+def test_sigint_stops_cleanly_and_rerun_does_not_redo(tmp_path: Path) -> None:
+    src = write_images(tmp_path / "in", [f"img{i:02d}.jpg" for i in range(12)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "zsseg.cli", "batch", str(src), "--classes", ", ".join(CLASSES), "--out", str(out)]
+    cmd += [*LOAD_FLAGS, "--workers", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("labels/*.png"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "batch interrupted" in err and "rerun the same command to continue" in err
+    done = {r["key"]: r for r in read_index(out).to_pylist()}
+    assert 3 <= len(done) < 12 and {r["status"] for r in done.values()} == {"ok"}
+    assert not list(out.rglob(".*.tmp"))
+    stamps = {k: (out / r["label_file"]).stat().st_mtime_ns for k, r in done.items()}
+
+    rerun = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{12 - len(done)} segmented, 0 failed, {len(done)} skipped (done before)" in rerun.stderr
+    assert {k: (out / r["label_file"]).stat().st_mtime_ns for k, r in done.items()} == stamps
+    assert len(read_index(out)) == 12
