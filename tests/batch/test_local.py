@@ -22,7 +22,8 @@ pytestmark = pytest.mark.weights
 
 @pytest.fixture(scope="module")
 def first_run(images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
-    """Two local workers over the eight images, with overlays; one worker is SIGKILLed after the first row."""
+    """Two local workers over the eight images and a corrupt one, with overlays; a worker is SIGKILLed mid-run."""
+    (images_dir / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path_factory.mktemp("out")
     rows: list[dict] = []
     killed: list[int] = []
@@ -34,18 +35,27 @@ def first_run(images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     summary = run_batch(
         images_dir, out, CLASSES, load_options=LOAD, workers=2, overlays=True, progress=False, on_row=on_row
     )
-    assert killed and summary.done == len(NAMES) and summary.failed == 0
+    assert killed and (summary.done, summary.failed) == (len(NAMES), 1)
     return out, rows
 
 
 def test_killed_worker_still_every_image_exactly_once(first_run: tuple[Path, list[dict]]) -> None:
     out, rows = first_run
-    assert sorted(r["key"] for r in rows) == sorted(["a/x.jpg", "a/x.png", "b/x", "b/y", "c/d/z", "c/w", "e", "f"])
+    keys = ["a/x.jpg", "a/x.png", "b/x", "b/y", "broken", "c/d/z", "c/w", "e", "f"]
+    assert sorted(r["key"] for r in rows) == keys
     index = read_index(out).to_pylist()
-    assert len(index) == len(NAMES) and {r["status"] for r in index} == {"ok"}
-    assert len({r["worker"] for r in index}) >= 2  # the replacement worker took over
+    assert [r["key"] for r in index] == keys
+    assert len({r["worker"] for r in index if r["status"] == "ok"}) >= 2  # the replacement worker took over
     assert not [p for p in out.rglob(".*.tmp")], "a killed worker's temporaries are swept"
     assert not (out / "_index_parts").exists() or not list((out / "_index_parts").iterdir())
+
+
+def test_corrupt_image_is_one_failed_row(first_run: tuple[Path, list[dict]]) -> None:
+    out, _ = first_run
+    rows = {r["key"]: r for r in read_index(out).to_pylist()}
+    assert [k for k, r in rows.items() if r["status"] != "ok"] == ["broken"]
+    assert "broken.jpg: cannot read image" in rows["broken"]["error"]
+    assert rows["broken"]["label_file"] is None and not (out / "labels/broken.png").exists()
 
 
 def test_outputs_mirror_inputs_and_index_describes_them(first_run: tuple[Path, list[dict]], images_dir: Path) -> None:
@@ -70,11 +80,13 @@ def test_outputs_are_byte_identical_to_zsseg_segment(first_run: tuple[Path, list
     assert (single / "z_overlay.png").read_bytes() == (out / "overlays/c/d/z.png").read_bytes()
 
 
-def test_rerun_skips_done_and_refuses_other_settings(first_run: tuple[Path, list[dict]], images_dir: Path) -> None:
+def test_rerun_skips_done_and_failed_and_refuses_other_settings(
+    first_run: tuple[Path, list[dict]], images_dir: Path
+) -> None:
     out, _ = first_run
     before = tree_bytes(out / "labels")
     summary = run_batch(images_dir, out, CLASSES, load_options=LOAD, overlays=True, progress=False)
-    assert (summary.done, summary.skipped_done) == (0, len(NAMES))
+    assert (summary.done, summary.skipped_done, summary.skipped_failed) == (0, len(NAMES), 1)
     assert tree_bytes(out / "labels") == before
     from zsseg.errors import ZsSegError
 
@@ -84,26 +96,20 @@ def test_rerun_skips_done_and_refuses_other_settings(first_run: tuple[Path, list
         run_batch(images_dir, out, CLASSES, load_options=LOAD | {"model": "conse:efficientnet-lite2"}, progress=False)
 
 
-def test_corrupt_image_is_one_failed_row_and_retry_failed_redoes_it(tmp_path: Path, capsys) -> None:
-    src = write_images(tmp_path / "in", ["ok1.jpg", "ok2.png"])
-    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    out = tmp_path / "out"
-    base = ["batch", str(src), "--classes", ", ".join(CLASSES), "--out", str(out), *LOAD_FLAGS]
-    assert main(base) == 1
+def test_retry_failed_redoes_only_failed_images(first_run: tuple[Path, list[dict]], images_dir: Path, capsys) -> None:
+    """Runs last among the first_run tests: it repairs broken.jpg and adds a new corrupt image."""
+    out, _ = first_run
+    write_images(images_dir / "fixed", ["broken.jpg"])
+    os.replace(images_dir / "fixed/broken.jpg", images_dir / "broken.jpg")
+    (images_dir / "fixed").rmdir()
+    (images_dir / "new_broken.png").write_bytes(b"\x89PNG not really a png")
+    args = ["batch", str(images_dir), "--classes", ", ".join(CLASSES), "--out", str(out), *LOAD_FLAGS]
+    assert main([*args, "--overlays", "--retry-failed"]) == 1  # the new image failed
     err = capsys.readouterr().err
-    assert "broken.jpg: cannot read image" in err and "2 segmented, 1 failed" in err and "Traceback" not in err
-    rows = {r["key"]: r for r in read_index(out).to_pylist()}
-    assert rows["broken"]["status"] == "failed" and "cannot read image" in rows["broken"]["error"]
-    assert rows["broken"]["label_file"] is None and not (out / "labels/broken.png").exists()
-    assert {rows["ok1"]["status"], rows["ok2"]["status"]} == {"ok"}
-
-    assert main(base) == 0  # the failure is remembered, not retried
-    assert "1 skipped (failed before; --retry-failed redoes them)" in capsys.readouterr().err
-    write_images(tmp_path / "fixed", ["broken.jpg"])
-    os.replace(tmp_path / "fixed/broken.jpg", src / "broken.jpg")
-    assert main([*base, "--retry-failed"]) == 0
-    assert "1 segmented, 0 failed, 2 skipped" in capsys.readouterr().err
-    assert {r["status"] for r in read_index(out).to_pylist()} == {"ok"}
+    assert "new_broken.png: cannot read image" in err and "Traceback" not in err
+    assert f"1 segmented, 1 failed, {len(NAMES)} skipped (done before)" in err
+    rows = {r["key"]: r["status"] for r in read_index(out).to_pylist()}
+    assert rows["broken"] == "ok" and rows["new_broken"] == "failed" and len(rows) == len(NAMES) + 2
 
 
 def test_usage_errors_are_one_line(tmp_path: Path, capsys) -> None:

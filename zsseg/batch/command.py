@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ def load_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from zsseg.errors import ZsSegError
     from zsseg.io import parse_classes, read_classes_file
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         import zsseg
 
         runtime_env = {"py_modules": [str(Path(zsseg.__file__).parent)]}
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop (e.g. pod eviction) = Ctrl-C
     try:
         summary = run_batch(
             args.input,
@@ -124,5 +130,7 @@ def run(args: argparse.Namespace) -> int:
     except BatchInterrupted as exc:
         print(exc.summary.line(), file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary.line(), file=sys.stderr)
     return 1 if summary.failed else 0

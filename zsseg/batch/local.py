@@ -132,7 +132,8 @@ def run_local(
                 while todo and len(slot.inflight) < prefetch:
                     i = todo.popleft()
                     slot.inflight.append(i)
-                    slot.conn.send((items[i].path, items[i].key))
+                    with contextlib.suppress(OSError):  # a dead worker: its sentinel fires, died() requeues
+                        slot.conn.send((items[i].path, items[i].key))
             by_handle: dict[Any, _Slot] = {s.conn: s for s in slots} | {s.process.sentinel: s for s in slots}
             for ready in wait(list(by_handle), timeout=1.0):
                 slot = by_handle[ready]

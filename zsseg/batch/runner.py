@@ -131,6 +131,8 @@ def run_batch(
         raise ZsSegError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if workers < 1:
         raise ZsSegError(f"--workers must be at least 1, got {workers}")
+    if engine == "local" and (address or gpus_per_worker or runtime_env):
+        raise ZsSegError("--address, --gpus-per-worker and --ship-code need --engine ray; local workers use --device")
     vocab = parse_classes(classes)
     options = dict(load_options or {})
     items = list_inputs(source)
@@ -169,9 +171,9 @@ def run_batch(
     spec_threads = None
     if engine == "local":
         cpus = cpus_per_worker if cpus_per_worker is not None else (os.cpu_count() or 1) / workers
-        spec_threads = max(1, int(cpus))
+        spec_threads = max(1, round(cpus))
     else:
-        spec_threads = max(1, int(cpus_per_worker if cpus_per_worker is not None else 1))
+        spec_threads = max(1, round(cpus_per_worker if cpus_per_worker is not None else 1))
         if gpus_per_worker > 0 and str(options.get("device", "cpu")) == "cpu":
             options["device"] = "cuda"
     spec = WorkerSpec(str(out.resolve()), tuple(vocab), options, overlays=overlays, threads=spec_threads)

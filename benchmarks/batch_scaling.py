@@ -1,0 +1,152 @@
+"""Throughput of ``zsseg batch``: local 1 vs 2 workers and Ray 1 vs 2 actors on the same images, side by side.
+
+Each configuration segments the same VOC val images into a fresh output folder (the images are read from
+``../shared/data`` through a manifest, never copied). Reported per configuration:
+
+- ``wall s``: the whole run, worker start and model loading included;
+- ``first row s``: until the first image was done (start-up: processes/actors, imports, model loading);
+- ``img/s``: steady throughput, (images - 1) / (last row - first row);
+- ``efficiency``: img/s with 2 workers / (2 x img/s with 1), per engine;
+- ``seg s/img``: mean time inside a worker per image (read, segment, write: the index's ``total_s``), each
+  worker's first image left out (it also embeds the vocabulary);
+- ``overhead s/img``: workers x (last row - first row) / (images - 1) - seg s/img: per-image time a worker slot
+  spends outside segmentation (queueing, scheduling, transfer); Ray's minus local's is what Ray adds.
+
+With one worker a local process and a Ray actor get all CPUs as torch threads; with two, each gets half.
+
+    nice python benchmarks/batch_scaling.py --images 8 --max-proposals 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CLASSES = "aeroplane, bicycle, bird, boat, bottle, bus, car, cat, chair, cow, dining table, dog, horse, motorbike, \
+person, potted plant, sheep, sofa, train, tv monitor"
+
+
+def manifest(n: int, folder: Path) -> Path:
+    """A ``.txt`` manifest of the first ``n`` VOC 2012 val images (absolute paths into the shared data)."""
+    voc = DATA / "VOCdevkit" / "VOC2012"
+    if not voc.is_dir():
+        sys.exit(f"batch_scaling: {voc} is absent: this benchmark needs the shared VOC images")
+    ids = (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()[:n]
+    path = folder / "images.txt"
+    path.write_text("".join(f"{voc / 'JPEGImages' / i}.jpg\n" for i in ids))
+    return path
+
+
+def start_ray(home: Path, cpus: int) -> None:
+    """A local Ray instance whose traffic stays on 127.0.0.1 (see docs/results.md, "zsseg batch")."""
+    import ray
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")
+    os.environ.update(
+        {
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "ZSSEG_CACHE": os.environ.get("ZSSEG_CACHE", str(Path("~/.cache/zsseg").expanduser())),
+            "HOME": str(home),
+        }
+    )
+    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=256 * 1024**2, logging_level="ERROR")
+
+
+def measure(source: Path, out: Path, engine: str, workers: int, load: dict[str, Any], cpus: int) -> dict[str, float]:
+    from zsseg.batch import run_batch
+
+    finished: list[float] = []
+    seg_times: list[float] = []
+    workers_seen: set[str] = set()
+
+    def on_row(row: dict[str, Any]) -> None:
+        finished.append(time.perf_counter())
+        if row["worker"] in workers_seen:  # a worker's first image also embeds the vocabulary: left out
+            seg_times.append(row["total_s"])
+        workers_seen.add(row["worker"])
+
+    t0 = time.perf_counter()
+    summary = run_batch(
+        source,
+        out,
+        CLASSES,
+        load_options=load,
+        engine=engine,
+        workers=workers,
+        cpus_per_worker=cpus / workers * (0.9 if engine == "ray" else 1.0),  # ray: leave a little for the driver
+        progress=False,
+        on_row=on_row,
+    )
+    wall = time.perf_counter() - t0
+    n = len(finished)
+    span = finished[-1] - finished[0]
+    seg = statistics.mean(seg_times)
+    return {
+        "images": n,
+        "failed": summary.failed,
+        "wall": wall,
+        "first": finished[0] - t0,
+        "ips": (n - 1) / span,
+        "seg": seg,
+        "overhead": workers * span / (n - 1) - seg,  # workers / img/s - seg
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=8, help="VOC val images (default: 8)")
+    parser.add_argument("--model", default="conse:efficientnet-lite0")
+    parser.add_argument("--proposals", default="selective-search")
+    parser.add_argument("--max-proposals", type=int, default=30, help="proposals per image (default: 30)")
+    parser.add_argument("--engines", default="local,ray", help="comma-separated engines to measure")
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    load = {"model": args.model, "proposals": args.proposals, "proposal_options": {"max_proposals": args.max_proposals}}
+    tmp = Path(tempfile.mkdtemp(prefix="zsseg-batch-bench-"))
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    try:
+        source = manifest(args.images, tmp)
+        for engine in args.engines.split(","):
+            if engine == "ray":
+                start_ray(tmp / "home", cpus)
+            for workers in (1, 2):
+                results[engine, workers] = r = measure(source, tmp / f"{engine}{workers}", engine, workers, load, cpus)
+                print(f"{engine} x{workers}: {r}", file=sys.stderr, flush=True)
+            if engine == "ray":
+                import ray
+
+                ray.shutdown()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    setup = f"{args.model} + {args.proposals} (at most {args.max_proposals} proposals)"
+    print(f"\n{args.images} VOC val images, {setup}, {cpus} CPUs\n")
+    print("| engine | workers | wall s | first row s | img/s | efficiency | seg s/img | overhead s/img |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (engine, workers), r in results.items():
+        base = results.get((engine, 1))
+        eff = f"{r['ips'] / (workers * base['ips']):.2f}" if base and workers > 1 else "-"
+        print(
+            f"| {engine} | {workers} | {r['wall']:.1f} | {r['first']:.1f} | {r['ips']:.3f} | {eff} | "
+            f"{r['seg']:.2f} | {r['overhead']:+.3f} |"
+        )
+    if ("ray", 1) in results and ("local", 1) in results:
+        for w in (1, 2):
+            added = results["ray", w]["overhead"] - results["local", w]["overhead"]
+            print(f"\nRay adds {added:+.3f} s per image over local workers with {w} worker(s).", end="")
+        print()
+
+
+if __name__ == "__main__":
+    main()
