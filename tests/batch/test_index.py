@@ -21,12 +21,17 @@ def test_parts_then_compaction(tmp_path: Path) -> None:
         writer.add(_row(f"/in/{name}.jpg"))
     assert len(list((tmp_path / PARTS_DIR).glob("part-*.parquet"))) == 1  # two rows flushed, one pending
     writer.flush()
-    # a killed run leaves no compacted index, but complete parts that read_index merges
+    # a run killed before its first compaction leaves complete parts, which read_index merges
     assert not (tmp_path / INDEX_NAME).exists()
     assert read_index(tmp_path).column("key").to_pylist() == ["a", "b", "c"]
     table = compact(tmp_path, ["cat", "sofa"])
     assert table.num_rows == 3 and not list((tmp_path / PARTS_DIR).glob("*"))
     assert pq.read_table(tmp_path / INDEX_NAME).schema.metadata[b"zsseg.classes"] == b'["cat", "sofa"]'
+
+
+def test_a_run_starts_with_a_readable_index(tmp_path: Path) -> None:
+    assert compact(tmp_path).num_rows == 0
+    assert pq.read_table(tmp_path / INDEX_NAME).schema.names[:3] == ["path", "key", "status"]
 
 
 def test_a_later_row_replaces_an_earlier_one(tmp_path: Path) -> None:

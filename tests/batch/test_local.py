@@ -121,6 +121,8 @@ def test_usage_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(args) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("zsseg:")]
     assert len(err) == 1 and err[0].startswith("zsseg: error: unknown model 'nope:x'")
+    assert main(["batch", str(src), "--classes", "a", "--out", str(tmp_path / "o3"), "--address", "auto"]) == 2
+    assert "need --engine ray" in capsys.readouterr().err
 
 
 def test_sigint_stops_cleanly_and_rerun_does_not_redo(tmp_path: Path) -> None:

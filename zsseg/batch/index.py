@@ -2,8 +2,9 @@
 
 Rows arrive in the driver as the workers finish images; :class:`IndexWriter` appends them as small Parquet
 *parts* under ``OUT/_index_parts/`` (each written atomically), and :func:`compact` folds the parts into
-``index.parquet`` (atomically) at the start and end of a run. A killed run therefore leaves the last compacted index
-plus complete parts: :func:`read_index` reads both, and the next run compacts them. One row per image path: a later
+``index.parquet`` (atomically) at the start of a run, every few minutes, and at its end. A killed run therefore
+leaves a readable ``index.parquet`` (up to its last compaction) plus complete parts: :func:`read_index` reads both,
+and the next run compacts them. One row per image path: a later
 row for the same path replaces an earlier one (a retried failure).
 """
 
@@ -90,7 +91,8 @@ def read_index(out: str | Path) -> pa.Table:
 
 
 def compact(out: str | Path, classes: list[str] | None = None) -> pa.Table:
-    """Fold the parts into ``OUT/index.parquet`` (atomically), remove them, and return the index."""
+    """Fold the parts into ``OUT/index.parquet`` (atomically; an empty index if there is nothing yet), remove
+    them, and return the index."""
     out = Path(out)
     parts = _parts(out)
     if not parts and (out / INDEX_NAME).is_file():

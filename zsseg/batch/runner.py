@@ -97,6 +97,7 @@ def run_batch(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     flush_rows: int = 256,
     flush_seconds: float = 10.0,
+    compact_seconds: float = 300.0,
 ) -> BatchSummary:
     """Segment every image of a folder or manifest into ``out``, resumably.
 
@@ -118,7 +119,8 @@ def run_batch(
         progress: show a progress bar (images/s, ETA) on stderr.
         on_row: called in this process with each new index row, once per image.
         flush_rows: index part size in rows.
-        flush_seconds: longest time a finished image waits before its row is on disk.
+        flush_seconds: longest time a finished image waits before its row is on disk (in a part).
+        compact_seconds: how often the parts are folded into ``index.parquet`` during the run.
 
     Returns:
         the run's counts and time.
@@ -144,12 +146,14 @@ def run_batch(
     summary = BatchSummary(len(items), skipped_done=skipped_done, skipped_failed=skipped_failed)
     writer = IndexWriter(out, flush_rows=flush_rows, flush_seconds=flush_seconds)
     seen: set[str] = set()
+    last_compaction = time.monotonic()
 
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), unit="img", disable=not progress or not todo, file=sys.stderr, smoothing=0.1)
 
     def handle(row: dict[str, Any]) -> None:
+        nonlocal last_compaction
         if row["path"] in seen:  # a retried piece of work reported twice: keep the first
             return
         if row.get("model") and models and row["model"] not in models:
@@ -165,6 +169,10 @@ def run_batch(
             summary.failed += 1
             bar.write(f"zsseg: error: {row['error']}", file=sys.stderr)
         bar.update(1)
+        if time.monotonic() - last_compaction > compact_seconds:
+            writer.flush()
+            compact(out, vocab)
+            last_compaction = time.monotonic()
         if on_row is not None:
             on_row(row)
 
