@@ -5,18 +5,20 @@ Each configuration segments the same VOC val images into a fresh output folder (
 
 - ``wall s``: the whole run, worker start and model loading included;
 - ``first row s``: until the first image was done (start-up: processes/actors, imports, model loading);
-- ``img/s``: steady throughput: images finished after every worker had finished its first one, divided by the
-  time from then to the last row (start-up and each worker's first image, which embeds the vocabulary, left out);
+- ``img/s``: steady throughput by the workers' clocks (``finished_at``): images finished after every worker had
+  finished its first one, divided by the time from then to the last (start-up and each worker's first image,
+  which also embeds the vocabulary, left out);
 - ``efficiency``: img/s with 2 workers / (2 x img/s with 1), per engine;
 - ``seg s/img``: mean time inside a worker per image of that window (read, segment, write: the index's
   ``total_s``);
-- ``overhead s/img``: workers x (last row - first row) / (images - 1) - seg s/img: per-image time a worker slot
-  spends outside segmentation (queueing, scheduling, transfer); Ray's minus local's is what Ray adds.
+- ``gap s/img``: mean idle time of a worker between two consecutive images (its clock: finished - previous
+  finished - seconds inside): what dispatching an image costs (queueing, scheduling, transfer of the path and
+  the row); Ray's minus local's is the overhead Ray adds per image.
 
 With one worker a local process and a Ray actor get all CPUs as torch threads; with two, each gets half. Each
 configuration runs ``--repeats`` times, interleaved with the others, and its fastest run is reported.
 
-    nice python benchmarks/batch_scaling.py --images 12 --max-proposals 20
+    nice python benchmarks/batch_scaling.py --images 10 --max-proposals 20 --repeats 2
 """
 
 from __future__ import annotations
@@ -69,10 +71,12 @@ def measure(source: Path, out: Path, engine: str, workers: int, load: dict[str, 
     """One run into a fresh ``out``; the steady window starts when every worker has finished its first image."""
     from zsseg.batch import run_batch
 
-    rows: list[tuple[float, str, float]] = []  # (finished, worker, seconds inside the worker)
+    rows: list[tuple[float, str, float]] = []  # (finished, by the worker's clock; worker; seconds inside it)
+    received: list[float] = []
 
     def on_row(row: dict[str, Any]) -> None:
-        rows.append((time.perf_counter(), row["worker"], row["total_s"]))
+        received.append(time.perf_counter())
+        rows.append((row["finished_at"], row["worker"], row["total_s"]))
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -88,6 +92,7 @@ def measure(source: Path, out: Path, engine: str, workers: int, load: dict[str, 
         on_row=on_row,
     )
     wall = time.perf_counter() - t0
+    rows.sort()
     seen: set[str] = set()
     ready = 0
     for i, (_, worker, _) in enumerate(rows):
@@ -96,16 +101,20 @@ def measure(source: Path, out: Path, engine: str, workers: int, load: dict[str, 
             ready = i
     steady = rows[ready + 1 :]
     span = rows[-1][0] - rows[ready][0]
-    ips = len(steady) / span if steady and span > 0 else float("nan")
-    seg = statistics.mean(r[2] for r in steady) if steady else float("nan")
+    last: dict[str, float] = {}
+    gaps = []
+    for finished, worker, seconds in rows:
+        if worker in last:
+            gaps.append(finished - last[worker] - seconds)
+        last[worker] = finished
     return {
         "images": len(rows),
         "failed": summary.failed,
         "wall": wall,
-        "first": rows[0][0] - t0,
-        "ips": ips,
-        "seg": seg,
-        "overhead": workers / ips - seg,
+        "first": received[0] - t0,
+        "ips": len(steady) / span if steady and span > 0 else float("nan"),
+        "seg": statistics.mean(r[2] for r in steady) if steady else float("nan"),
+        "gap": statistics.mean(gaps) if gaps else float("nan"),
     }
 
 
@@ -142,18 +151,18 @@ def main() -> None:
 
     setup = f"{args.model} + {args.proposals} (at most {args.max_proposals} proposals)"
     print(f"\n{args.images} VOC val images, {setup}, {cpus} CPUs\n")
-    print("| engine | workers | wall s | first row s | img/s | efficiency | seg s/img | overhead s/img |")
+    print("| engine | workers | wall s | first row s | img/s | efficiency | seg s/img | gap s/img |")
     print("|---|---|---|---|---|---|---|---|")
     for (engine, workers), r in results.items():
         base = results.get((engine, 1))
         eff = f"{r['ips'] / (workers * base['ips']):.2f}" if base and workers > 1 else "-"
         print(
             f"| {engine} | {workers} | {r['wall']:.1f} | {r['first']:.1f} | {r['ips']:.3f} | {eff} | "
-            f"{r['seg']:.2f} | {r['overhead']:+.3f} |"
+            f"{r['seg']:.2f} | {r['gap']:.3f} |"
         )
     if ("ray", 1) in results and ("local", 1) in results:
         for w in (1, 2):
-            added = results["ray", w]["overhead"] - results["local", w]["overhead"]
+            added = results["ray", w]["gap"] - results["local", w]["gap"]
             print(f"\nRay adds {added:+.3f} s per image over local workers with {w} worker(s).", end="")
         print()
 

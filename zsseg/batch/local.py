@@ -112,7 +112,7 @@ def run_local(
                 raise ZsSegError(f"batch workers die while loading the model (exit code {code}): check memory")
         if slot.inflight:
             head = slot.inflight[0]
-            attempts[head] += 1
+            attempts[head] += slot.ready  # a death while loading the model is not the image's fault
             for i in slot.inflight:
                 sweep_temporaries(out, items[i].key)
             lost = list(slot.inflight)
@@ -154,6 +154,15 @@ def run_local(
                     continue
                 if not slot.process.is_alive():
                     died(slot)
+    except KeyboardInterrupt:
+        for slot in slots:  # images finished before Ctrl-C keep their rows
+            with contextlib.suppress(EOFError, OSError, ValueError):
+                while slot.conn.poll():
+                    kind, payload = slot.conn.recv()
+                    if kind == "row":
+                        slot.inflight.popleft()
+                        on_row(payload)
+        raise
     finally:
         for slot in slots:  # normal end: ask politely; Ctrl-C or an error: stop at once
             with contextlib.suppress(OSError):

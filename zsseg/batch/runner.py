@@ -59,6 +59,19 @@ class BatchInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
+def stamp_settings(vocab: list[str], load_options: dict[str, Any]) -> dict[str, Any]:
+    """The settings that define a run's outputs: the vocabulary and every ``load()`` argument (defaults filled in,
+    so the API and the command line agree) except those that only change speed."""
+    import inspect
+
+    from zsseg.pipeline import load
+
+    defaults = {name: p.default for name, p in inspect.signature(load).parameters.items() if p.default is not p.empty}
+    merged = defaults | load_options
+    merged["proposal_options"] = merged.get("proposal_options") or {}
+    return {"classes": vocab} | {k: v for k, v in sorted(merged.items()) if k not in _RUNTIME_OPTIONS}
+
+
 def plan(
     items: Sequence[ImageItem], out: Path, index_rows: list[dict[str, Any]], overlays: bool, retry_failed: bool
 ) -> tuple[list[ImageItem], int, int]:
@@ -139,7 +152,7 @@ def run_batch(
     options = dict(load_options or {})
     items = list_inputs(source)
     out = ensure_writable_dir(out)
-    check_stamp(out, {"classes": vocab} | {k: v for k, v in sorted(options.items()) if k not in _RUNTIME_OPTIONS})
+    check_stamp(out, stamp_settings(vocab, options))
     index_rows = compact(out, vocab).select(["path", "key", "status", "model"]).to_pylist()
     todo, skipped_done, skipped_failed = plan(items, out, index_rows, overlays, retry_failed)
     models = {r["model"] for r in index_rows if r["status"] == "ok"}
