@@ -64,7 +64,13 @@ def start_ray(home: Path, cpus: int) -> None:
             "HOME": str(home),
         }
     )
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=256 * 1024**2, logging_level="ERROR")
+    ray.init(
+        address="local",  # a new instance, never another Ray running on this machine
+        num_cpus=cpus,
+        include_dashboard=False,
+        object_store_memory=256 * 1024**2,
+        logging_level="ERROR",
+    )
 
 
 def measure(source: Path, out: Path, engine: str, workers: int, load: dict[str, Any], cpus: int) -> dict[str, float]:

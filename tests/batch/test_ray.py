@@ -18,7 +18,13 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with offline_ray_env(tmp_path_factory.mktemp("home")):
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, logging_level="ERROR")
+        ray.init(
+            address="local",  # a new instance, never another Ray running on this machine
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=OBJECT_STORE_BYTES,
+            logging_level="ERROR",
+        )
         pids = node_pids([ray._private.worker._global_node])
         try:
             yield

@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--address",
         default=None,
-        help="ray: cluster to join (auto, ray://head:10001); default: start a local Ray instance",
+        help="ray: cluster to join (auto, host:6379, ray://head:10001); default: $RAY_ADDRESS if set, "
+        "else start a new local Ray instance",
     )
     p.add_argument("--workers", type=int, default=1, help="worker processes (local) or actors (ray) (default: 1)")
     p.add_argument(

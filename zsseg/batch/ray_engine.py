@@ -53,9 +53,12 @@ class SegmentActor:
 
 @contextmanager
 def ray_session(address: str | None, runtime_env: dict[str, Any] | None = None) -> Iterator[None]:
-    """Join ``address`` (or start a local instance when None), unless this process is connected already.
+    """Join ``address`` (or ``$RAY_ADDRESS``; with neither, start a new local instance), unless this process is
+    connected already.
 
-    A session started here is shut down on exit; one the caller started is left alone.
+    Ray's own default for no address is to join any Ray instance running on the machine; a batch run must not
+    land on a stranger's cluster, so no address means ``"local"``. A session started here is shut down on exit;
+    one the caller started is left alone.
     """
     try:
         import ray
@@ -68,7 +71,7 @@ def ray_session(address: str | None, runtime_env: dict[str, Any] | None = None) 
         os.environ.setdefault(key, value)
     try:
         ray.init(
-            address=address,
+            address=address or os.environ.get("RAY_ADDRESS") or "local",
             include_dashboard=False,
             runtime_env=runtime_env,
             logging_level=logging.WARNING,
@@ -114,7 +117,8 @@ def run_ray(
         workers: actors in the pool.
         cpus_per_worker: each actor's ``num_cpus`` (fractions allowed).
         gpus_per_worker: each actor's ``num_gpus``.
-        address: cluster to join; None starts a local instance (or uses the one this process is connected to).
+        address: cluster to join; None: ``$RAY_ADDRESS`` if set, else a new local instance (or the session this
+            process is connected to already).
         runtime_env: the job's runtime environment when this call connects.
         block_size: at most this many images per block; a block is the unit of retry after an actor dies.
 

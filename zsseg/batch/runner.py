@@ -127,7 +127,8 @@ def run_batch(
         gpus_per_worker: ray: each actor's ``num_gpus``; above 0 the actors segment on ``cuda``.
         overlays: also write the overlays.
         retry_failed: redo the images an earlier run recorded as failed.
-        address: ray: the cluster to join (``auto``, ``ray://head:10001``); None starts a local Ray instance.
+        address: ray: the cluster to join (``auto``, ``ray://head:10001``); None: ``$RAY_ADDRESS`` if set, else a
+            new local Ray instance.
         runtime_env: ray: the job's runtime environment (e.g. ``{"py_modules": [...]}`` to ship code).
         progress: show a progress bar (images/s, ETA) on stderr.
         on_row: called in this process with each new index row, once per image.
