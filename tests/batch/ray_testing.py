@@ -23,7 +23,7 @@ def offline_ray_env(home: Path) -> Iterator[dict[str, str]]:
     (``provider: {type: local}``): Ray's dashboard process (started even with ``include_dashboard=False``, to
     run its usage-stats module) reads that file to name the cloud provider and only probes the cloud metadata
     addresses (169.254.169.254, metadata.google.internal) when it is missing. ``ZSSEG_CACHE`` keeps zsseg's
-    cache where it was.
+    cache where it was. The environment is restored when the block ends.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")
@@ -34,6 +34,10 @@ def offline_ray_env(home: Path) -> Iterator[dict[str, str]]:
         "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "90",
         "ZSSEG_CACHE": os.environ.get("ZSSEG_CACHE", str(Path("~/.cache/zsseg").expanduser())),
         "HOME": str(home),
+        # Ray 2.60 turns token auth on for a new local instance (token in ~/.ray, the temporary HOME here) and
+        # leaves RAY_AUTH_MODE=token in this process, so the next module's cluster, under another HOME, finds
+        # no token and its GCS aborts. These short-lived test clusters listen on 127.0.0.1 only: auth off.
+        "RAY_AUTH_MODE": "disabled",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
