@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_speed_flags(prop, regions=False)
     add_proposer_flags(prop)
 
+    from zsseg.batch.command import register as register_batch
     from zsseg.eval.command import register as register_eval
     from zsseg.serve.command import register as register_serve
     from zsseg.train.command import register as register_train
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval(sub)  # sub-commands defined beside their subsystems
     register_train(sub)
     register_serve(sub)
+    register_batch(sub)
     return parser
 
 

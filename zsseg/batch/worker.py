@@ -1,0 +1,141 @@
+"""One image of a batch, as both engines run it: read, segment, write the outputs atomically, return its index row."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from zsseg.errors import ZsSegError
+from zsseg.io import AtomicWriter
+
+LABELS_DIR = "labels"
+OVERLAYS_DIR = "overlays"
+
+
+def output_files(key: str, overlays: bool) -> tuple[str, str | None]:
+    """The label PNG's and the overlay's paths relative to OUT (``labels/<key>.png``, ``overlays/<key>.png``)."""
+    return f"{LABELS_DIR}/{key}.png", (f"{OVERLAYS_DIR}/{key}.png" if overlays else None)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build its segmenter and write outputs (picklable, sent to every worker).
+
+    Args:
+        out: the batch output folder (shared storage on a cluster).
+        classes: the vocabulary.
+        load_options: keyword arguments of :func:`zsseg.load` (model, proposals, device, templates, ...).
+        overlays: also write ``overlays/<key>.png``.
+        threads: torch CPU threads per worker; None leaves torch's default.
+    """
+
+    out: str
+    classes: tuple[str, ...]
+    load_options: dict[str, Any] = field(default_factory=dict)
+    overlays: bool = False
+    threads: int | None = None
+
+
+class BatchSegmenter:
+    """A worker's segmenter: built once from a :class:`WorkerSpec`, then :meth:`process` per image.
+
+    Args:
+        spec: the batch's settings.
+        worker: the name recorded in each row's ``worker`` column (default ``host:pid``).
+        device: overrides ``spec.load_options["device"]`` (e.g. ``cuda:1`` for the second local worker).
+    """
+
+    def __init__(self, spec: WorkerSpec, worker: str | None = None, device: str | None = None) -> None:
+        import torch
+
+        from zsseg.pipeline import load
+
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        self.spec = spec
+        self.out = Path(spec.out)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        options = dict(spec.load_options)
+        if device is not None:
+            options["device"] = device
+        self.segmenter = load(**options)
+
+    def process(self, path: str, key: str) -> dict[str, Any]:
+        """Segment one image and write its outputs; never raises for a bad image (returns a failed row)."""
+        from zsseg.batch.inputs import read_image_any
+
+        label_file, overlay_file = output_files(key, self.spec.overlays)
+        row: dict[str, Any] = {
+            "path": path,
+            "key": key,
+            "model": self.segmenter.model_name,
+            "proposals": getattr(self.segmenter.proposer, "name", ""),
+            "worker": self.worker,
+        }
+        t_start = time.perf_counter()
+        try:
+            image = read_image_any(path)
+            t_read = time.perf_counter()
+            result = self.segmenter.segment(image, self.spec.classes)
+            t_seg = time.perf_counter()
+            label_dest = self.out / label_file
+            label_dest.parent.mkdir(parents=True, exist_ok=True)
+            with AtomicWriter() as writer:  # the same encoders as Segmentation.save, so the same bytes
+                writer.write_image(label_dest, result.label_image())
+                if overlay_file is not None:
+                    overlay_dest = self.out / overlay_file
+                    overlay_dest.parent.mkdir(parents=True, exist_ok=True)
+                    writer.write_image(overlay_dest, Image.fromarray(result.overlay(image)))
+            t_end = time.perf_counter()
+        except ZsSegError as exc:
+            return row | _failed(str(exc), t_start)
+        except Exception as exc:  # one image's failure must not stop the batch
+            if os.environ.get("ZSSEG_DEBUG"):
+                traceback.print_exc()
+            return row | _failed(f"{path}: {type(exc).__name__}: {exc}", t_start)
+        h, w = result.label_map.shape
+        shares = result.class_shares()
+        return row | {
+            "status": "ok",
+            "label_file": label_file,
+            "overlay_file": overlay_file,
+            "height": h,
+            "width": w,
+            "num_proposals": len(result.proposals),
+            "class_shares": [shares[c] for c in result.classes],
+            "unlabelled_share": float((result.label_map == result.ignore_index).mean()),
+            "read_s": t_read - t_start,
+            "proposals_s": result.timings.get("proposals"),
+            "classify_s": result.timings.get("classify"),
+            "assemble_s": result.timings.get("assemble"),
+            "write_s": t_end - t_seg,
+            "total_s": t_end - t_start,
+            "finished_at": time.time(),
+        }
+
+
+def _failed(message: str, t_start: float) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "error": message,
+        "total_s": time.perf_counter() - t_start,
+        "finished_at": time.time(),
+    }
+
+
+def sweep_temporaries(out: Path, key: str) -> None:
+    """Remove the hidden temporary files a worker killed while writing ``key``'s outputs left behind."""
+    for rel in output_files(key, True):
+        if rel is None:
+            continue
+        dest = out / rel
+        if dest.parent.is_dir():
+            for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
