@@ -79,9 +79,8 @@ def main() -> None:
     for b in blocks:
         s = np.array(seconds[b : b + args.block])
         means.append(float(s.mean()))
-        print(
-            f"| {b + 1}-{min(b + args.block, args.count)} | {s.mean():.2f} | {np.percentile(s, 95):.2f} | {rss[min(b + args.block, args.count) - 1]:.0f} |"
-        )  # noqa: E501
+        end = min(b + args.block, args.count)
+        print(f"| {b + 1}-{end} | {s.mean():.2f} | {np.percentile(s, 95):.2f} | {rss[end - 1]:.0f} |")
     warm = min(args.block, args.count) - 1
     growth = rss[-1] - rss[warm]
     drift = (means[-1] / means[1] - 1) * 100 if len(means) > 2 else float("nan")
