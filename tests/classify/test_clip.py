@@ -97,8 +97,8 @@ def test_dense_regions_through_the_clip_backend(tiny_checkpoint):
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     full = np.ones((1, 32, 32), bool)
-    dense = RegionClassifier(backend, templates="single", regions="auto", dense_size=32)
-    assert dense.regions == "dense"
+    assert RegionClassifier(backend, templates="single", regions="auto", dense_size=32).regions == "hybrid"
+    dense = RegionClassifier(backend, templates="single", regions="dense", dense_size=32)
     crops = RegionClassifier(backend, templates="single")
     torch.testing.assert_close(
         dense.region_embeddings(img, full), crops.region_embeddings(img, full), rtol=1e-4, atol=1e-5
