@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from zsseg.classify import MODEL_HELP
-from zsseg.classify.prompts import TEMPLATE_SETS
 from zsseg.errors import ZsSegError
 from zsseg.proposals import PROPOSER_NAMES
 
@@ -24,8 +22,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")
     p.add_argument("--out", required=True, type=path_arg, help="output folder (created if needed; never read as input)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--checkpoint", default=None, help="weights file for sam:vit_b/vit_l/vit_h proposals")
     p.add_argument(
         "--max-pixels",
         type=int,
@@ -35,7 +31,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zsseg.cli_options import add_proposer_flags, add_speed_flags
+    from zsseg.cli_options import add_device_flags, add_model_flags, add_proposer_flags, add_speed_flags
     from zsseg.pipeline import DEFAULT_MAX_WORKING_PIXELS
 
     parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
@@ -46,10 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     vocab = seg.add_mutually_exclusive_group(required=True)
     vocab.add_argument("--classes", help='comma-separated class names, e.g. "cat, sofa, potted plant"')
     vocab.add_argument("--classes-file", type=Path, help="class names, one per line (.txt) or a JSON list (.json)")
-    seg.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    seg.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)")
-    seg.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
-    seg.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
     seg.add_argument(
         "--unlabelled-threshold",
         type=float,
@@ -68,15 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_WORKING_PIXELS,
         help="larger images are segmented at this many pixels, label map saved at full size (default: 2048 x 2048)",
     )
-    from zsseg.train.command import add_classifier_flags
-
-    add_speed_flags(seg)
-    add_classifier_flags(seg)
-    add_proposer_flags(seg)
+    add_model_flags(seg)
 
     prop = sub.add_parser("proposals", help="write class-agnostic mask proposals of images")
     _add_common(prop)
     prop.add_argument("--method", default="auto", help=f"generator: {', '.join(PROPOSER_NAMES)} (default: auto)")
+    add_device_flags(prop)
     add_speed_flags(prop, regions=False)
     add_proposer_flags(prop)
 

@@ -115,25 +115,53 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     return flags
 
 
-def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    """Build the :class:`~zsseg.pipeline.Segmenter` that ``segment``/``eval`` flags describe."""
-    from zsseg.pipeline import load
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--checkpoint`` (SAM weights): every command that runs a network."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--checkpoint", default=None, help="weights file for sam:vit_b/vit_l/vit_h proposals")
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of :func:`zsseg.load` that ``segment``, ``eval``, ``serve`` and ``batch`` share (read them back
+    with :func:`load_options`)."""
+    from zsseg.classify import MODEL_HELP
+    from zsseg.classify.prompts import TEMPLATE_SETS
+    from zsseg.train.command import add_classifier_flags
+
+    parser.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
+    proposals_help = f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)"
+    parser.add_argument("--proposals", default="auto", help=proposals_help)
+    parser.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
+    add_device_flags(parser)
+    add_speed_flags(parser)
+    add_classifier_flags(parser)
+    add_proposer_flags(parser)
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`zsseg.load` keyword arguments that :func:`add_model_flags`' flags describe."""
     from zsseg.train.command import classifier_options
 
-    options = collect_proposer_options(args)
-    return load(
-        model=args.model,
-        proposals=args.proposals,
-        device=args.device,
-        templates=args.templates,
-        batch_size=args.batch_size,
-        regions=args.regions,
-        precision=args.precision,
-        dense_size=args.dense_size,
-        proposal_options=options,
+    return {
+        "model": args.model,
+        "proposals": args.proposals,
+        "device": args.device,
+        "templates": args.templates,
+        "batch_size": args.batch_size,
+        "regions": args.regions,
+        "precision": args.precision,
+        "dense_size": args.dense_size,
+        "proposal_options": collect_proposer_options(args),
         **classifier_options(args),
-        **extra,
-    )
+    }
+
+
+def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """Build the :class:`~zsseg.pipeline.Segmenter` that :func:`add_model_flags`' flags describe."""
+    from zsseg.pipeline import load
+
+    return load(**load_options(args), **extra)
 
 
 def collect_proposer_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,11 +11,7 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add the ``batch`` sub-command to the ``zsseg`` parser."""
-    from zsseg.classify import MODEL_HELP
-    from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.cli_options import add_proposer_flags, add_speed_flags
-    from zsseg.proposals import PROPOSER_NAMES
-    from zsseg.train.command import add_classifier_flags
+    from zsseg.cli_options import add_model_flags
 
     p = sub.add_parser(
         "batch",
@@ -55,38 +51,20 @@ def register(sub: Any) -> None:
         action="store_true",
         help="ray: send this zsseg package to the cluster (runtime_env py_modules) instead of using its install",
     )
-    p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)")
-    p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
-    p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
-    p.add_argument("--device", default="cpu", help="torch device of each worker (default: cpu)")
-    p.add_argument("--checkpoint", default=None, help="weights file for sam:vit_b/vit_l/vit_h proposals")
     p.add_argument("--unlabelled-threshold", type=float, default=None, help="as for zsseg segment")
     p.add_argument("--background-threshold", type=float, default=0.5, help="as for zsseg segment")
-    add_speed_flags(p)
-    add_classifier_flags(p)
-    add_proposer_flags(p)
+    add_model_flags(p)
     p.set_defaults(run=run)
 
 
 def load_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`zsseg.load` keyword arguments the flags describe (one dict, so new ``load`` flags slot in)."""
-    from zsseg.cli_options import collect_proposer_options
-    from zsseg.train.command import classifier_options
+    from zsseg.cli_options import load_options
 
     options: dict[str, Any] = {
-        "model": args.model,
-        "proposals": args.proposals,
-        "device": args.device,
-        "templates": args.templates,
-        "batch_size": args.batch_size,
-        "regions": args.regions,
-        "precision": args.precision,
-        "dense_size": args.dense_size,
+        **load_options(args),
         "unlabelled_threshold": args.unlabelled_threshold,
         "background_threshold": args.background_threshold,
-        "proposal_options": collect_proposer_options(args),
-        **classifier_options(args),
     }
     for key in ("classifier_checkpoint", "prompts_checkpoint"):
         if options.get(key):  # workers run elsewhere: give them absolute paths

@@ -54,11 +54,13 @@ class _Slot:
 
 
 def _devices(spec: WorkerSpec, workers: int) -> list[str | None]:
-    """``cuda`` spreads the workers over the visible GPUs (``cuda:0``, ``cuda:1``, ...); other devices as given."""
-    device = str(spec.load_options.get("device", "cpu"))
-    if device != "cuda":
-        return [None] * workers
+    """``cuda`` (and ``auto`` where CUDA is present) spreads the workers over the visible GPUs (``cuda:0``,
+    ``cuda:1``, ...); other devices as given."""
     import torch
+
+    device = str(spec.load_options.get("device", "auto"))
+    if device != "cuda" and not (device == "auto" and torch.cuda.is_available()):
+        return [None] * workers
 
     n = torch.cuda.device_count()
     return [f"cuda:{i % n}" if n > 1 else None for i in range(workers)]

@@ -14,11 +14,8 @@ from zsseg.errors import ZsSegError
 
 def register(sub: Any) -> None:
     """Add the ``eval`` sub-command to the ``zsseg`` parser."""
-    from zsseg.classify import MODEL_HELP
-    from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.cli_options import add_proposer_flags, add_speed_flags
+    from zsseg.cli_options import add_model_flags
     from zsseg.data import DATASET_NAMES
-    from zsseg.proposals import PROPOSER_NAMES
 
     p = sub.add_parser("eval", help="score zsseg on a benchmark (mIoU, seen/unseen/hIoU)")
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES, help="benchmark")
@@ -30,21 +27,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--split", default="val", help="split (default: val)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (sorted order)")
-    p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP}")
-    p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)}")
-    p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
-    p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
     from zsseg.validate import path_arg
 
     p.add_argument("--out", type=path_arg, default=None, help="results JSON (a Markdown table is written beside it)")
     p.add_argument("--save-predictions", type=path_arg, default=None, help="folder for predicted label maps (PNG)")
-    from zsseg.train.command import add_classifier_flags
-
-    add_speed_flags(p)
-    add_classifier_flags(p)
-    add_proposer_flags(p)
+    add_model_flags(p)
     p.set_defaults(run=run)
 
 

@@ -10,31 +10,16 @@ from typing import Any
 
 from zsseg.errors import ZsSegError
 
-# Flags passed verbatim to ``zsseg.load`` as keyword arguments when set (their argparse ``dest`` is the keyword).
-# A new ``load()`` knob becomes a server flag by adding its ``add_argument`` in ``register`` and its name here.
-EXTRA_LOAD_ARGS: tuple[str, ...] = ("regions", "precision", "dense_size")
-
 
 def register(sub: Any) -> None:
     """Add the ``serve`` sub-command to the ``zsseg`` parser."""
-    from zsseg.classify import MODEL_HELP
-    from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.cli_options import add_proposer_flags, add_speed_flags
-    from zsseg.proposals import PROPOSER_NAMES
+    from zsseg.cli_options import add_model_flags
     from zsseg.serve.config import ServeConfig
 
     d = ServeConfig()
     p = sub.add_parser("serve", help="HTTP API and web page: segment uploaded images with typed class names")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    p.add_argument("--proposals", default="auto", help=f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)")
-    p.add_argument(
-        "--templates", default="vild", choices=TEMPLATE_SETS, help="default prompt templates (default: vild)"
-    )
-    p.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--checkpoint", default=None, help="weights file for sam:* proposals")
     p.add_argument(
         "--max-upload-mb",
         type=float,
@@ -54,30 +39,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, default=d.timeout_s, help=f"seconds per request before 504 (default: {d.timeout_s:g})"
     )
-    from zsseg.train.command import add_classifier_flags
-
-    add_speed_flags(p)
-    add_classifier_flags(p)
-    add_proposer_flags(p)
+    add_model_flags(p)
     p.set_defaults(run=run)
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of ``zsseg.load`` that the flags describe (one dict, passed through whole)."""
-    from zsseg.cli_options import collect_proposer_options
-    from zsseg.train.command import classifier_options
+    from zsseg.cli_options import load_options as model_load_options
 
-    options: dict[str, Any] = {
-        "model": args.model,
-        "proposals": args.proposals,
-        "device": args.device,
-        "templates": args.templates,
-        "batch_size": args.batch_size,
-        "proposal_options": collect_proposer_options(args),
-        **classifier_options(args),
-    }
-    options.update({k: getattr(args, k) for k in EXTRA_LOAD_ARGS if getattr(args, k, None) is not None})
-    return options
+    return model_load_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
