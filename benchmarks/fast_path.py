@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import sys
 import time
-from multiprocessing import Pipe, Process
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -90,9 +90,10 @@ def main() -> None:
         clip_checkpoint()
     paths = images(args.images)
     workers = []
+    spawn = multiprocessing.get_context("spawn")  # a fork after torch has started its threads can hang
     for config in configs:  # started one at a time: loading is not what is measured
-        ours, theirs = Pipe()
-        proc = Process(target=worker, args=(config, theirs), daemon=True)
+        ours, theirs = spawn.Pipe()
+        proc = spawn.Process(target=worker, args=(config, theirs), daemon=True)
         proc.start()
         assert ours.recv() == "ready"
         workers.append((config, ours, proc))
