@@ -125,7 +125,8 @@ def main() -> None:
         variant = (
             "crops" if regions == "crops" else f"{regions} 448" if regions == "dense" else "hybrid 448, 25% cropped"
         )
-        score = miou.get((props, variant)) if model.startswith("conse") else None
+        same_proposals = not config[4]  # region_modes.py scored MobileSAM at its default size only
+        score = miou.get((props, variant)) if model.startswith("conse") and same_proposals else None
         print(
             f"| {model} | {props}{' (512 px)' if config[4] else ''} | {regions} | {precision}"
             f"{f' (ran {ran})' if ran != precision else ''} | {s['n']:.0f} | {s['proposals']:.2f} | "
