@@ -31,7 +31,7 @@ def offline_ray_env(home: Path) -> Iterator[dict[str, str]]:
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "90",
+        "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "300",  # minutes, not Ray's 30, even on 2 loaded cores
         "ZSSEG_CACHE": os.environ.get("ZSSEG_CACHE", str(Path("~/.cache/zsseg").expanduser())),
         "HOME": str(home),
         # Ray 2.60 turns token auth on for a new local instance (token in ~/.ray, the temporary HOME here) and
