@@ -22,6 +22,8 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # A coarse, quick selective search (one colour space, one scale, at most 12 regions): seconds per image.
     argv += ["--max-side", "128", "--colour-spaces", "hsv", "--scales", "100", "--similarities", "ctsf"]
     argv += ["--max-proposals", "12"]
+    # The page test's vocabulary was chosen to give several classes with these proposals and region crops.
+    argv += ["--regions", "crops"]
     server = Server(argv, log)
     yield server
     assert server.stop() in CLEAN_EXIT, log.read_text()
