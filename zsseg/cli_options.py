@@ -33,8 +33,8 @@ def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> No
         default="auto",
         choices=REGIONS,
         help="region features: crops (the paper's masked crops), dense (one encoder pass per image), hybrid "
-        "(dense + crops for the most ambiguous quarter, fused), auto = hybrid where the model has a dense pass, "
-        "else crops (default: auto)",
+        "(dense + crops for the most ambiguous quarter, fused), auto = dense for ConSE, hybrid for CLIP, "
+        "crops for models without a dense pass (default: auto)",
     )
     parser.add_argument(
         "--dense-size", type=int, default=None, help="long side of the image in the dense pass (default: 448)"

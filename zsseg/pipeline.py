@@ -213,7 +213,7 @@ def load(
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         regions: region features, ``crops`` (the paper's strategy 1: one masked crop per proposal), ``dense``
             (one encoder pass per image, features pooled per proposal), ``hybrid`` (dense, plus crops for the
-            most ambiguous quarter) or ``auto`` (hybrid where the backend has a dense pass, else crops); see
+            most ambiguous quarter) or ``auto`` (dense for ConSE, hybrid for CLIP; crops without a dense pass); see
             :mod:`zsseg.classify.region`.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the vision-language encoders and SAM-family
             proposals (:mod:`zsseg.precision`; ``auto``: bf16 on CPUs with AMX, fp16 on CUDA, else fp32).

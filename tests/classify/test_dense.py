@@ -74,7 +74,7 @@ def test_conse_dense_full_mask_at_native_size_equals_the_crop(conse) -> None:
     torch.testing.assert_close(
         dense.region_embeddings(image, full), crops.region_embeddings(image, full), atol=1e-5, rtol=1e-5
     )
-    assert dense.regions == "dense" and resolve_regions("auto", conse) == "hybrid"
+    assert dense.regions == "dense" and resolve_regions("auto", conse) == "dense"
 
 
 @pytest.mark.weights
