@@ -24,6 +24,7 @@ configuration runs ``--repeats`` times, interleaved with the others, and its fas
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -69,7 +70,7 @@ def start_ray(home: Path, cpus: int) -> None:
         num_cpus=cpus,
         include_dashboard=False,
         object_store_memory=256 * 1024**2,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
     )
 
 

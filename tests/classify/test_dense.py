@@ -75,6 +75,12 @@ def test_conse_dense_full_mask_at_native_size_equals_the_crop(conse) -> None:
         dense.region_embeddings(image, full), crops.region_embeddings(image, full), atol=1e-5, rtol=1e-5
     )
     assert dense.regions == "dense" and resolve_regions("auto", conse) == "dense"
+    from zsseg.classify.dense import dense_input
+    from zsseg.train.towers import build_tower
+
+    assert dense.dense is not None
+    pooled = build_tower(conse, "projection").pool(dense_input(image, 224, 32, conse.mean, conse.std))
+    torch.testing.assert_close(dense.dense.features(image, full), pooled, atol=1e-4, rtol=1e-4)  # strategy 2's input
 
 
 @pytest.mark.weights

@@ -264,3 +264,28 @@ def test_real_architectures_full_mask_and_shapes(arch, multiple):
     with torch.no_grad():
         want = F.normalize(tower(dense_input(image, 224, multiple, MEAN, STD)), dim=-1)[0]
     torch.testing.assert_close(got[0], want, rtol=1e-5, atol=2e-6)
+
+
+def test_features_are_what_the_strategy2_tower_pools(models):
+    """``features`` of a full mask at the native size equal the ViT tower's ``pool`` of the image (the input of
+    ``proj`` that strategy 2 retrains), and ``embed(features)`` is ``__call__``."""
+    from zsseg.train.towers import ClipViTTower
+
+    model = models["zsseg-dense-vit"]
+    enc = ClipDenseEncoder(model, MEAN, STD, size=32)
+    image = _image(32, 32, seed=4)
+    feats = enc.features(image, np.ones((1, 32, 32), bool))
+    assert feats.shape == (1, enc.feature_dim) == (1, 32) and feats.dtype == torch.float32
+
+    class Backend:  # the tower only needs .model.visual and .device
+        device = torch.device("cpu")
+
+    backend = Backend()
+    backend.model = model  # type: ignore[attr-defined]
+    tower = ClipViTTower(backend, "projection")  # type: ignore[arg-type]
+    with torch.no_grad():
+        pooled = tower.pool(dense_input(image, 32, 8, MEAN, STD))
+    torch.testing.assert_close(feats, pooled, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(enc.embed(feats), enc(image, np.ones((1, 32, 32), bool)))
+    assert enc.features(image, np.zeros((0, 32, 32), bool)).shape == (0, 32)
+    assert enc.embed(torch.zeros(0, 32)).shape == (0, 16)

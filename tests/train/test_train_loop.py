@@ -17,7 +17,8 @@ from zsseg.cli import main
 from zsseg.data import load_dataset
 from zsseg.errors import ZsSegError
 from zsseg.train import TrainConfig, build_classifier, load_prompts_checkpoint, train
-from zsseg.train.regions import NO_OBJECT, RegionOptions, gt_regions, match_proposals
+from zsseg.train.bank import soft_targets
+from zsseg.train.regions import RegionOptions, gt_regions, trained_label
 
 FAST = {"batch_size": 8, "lr": 1e-2}
 
@@ -34,7 +35,7 @@ def test_a_few_epochs_reduce_the_loss(tiny_clip, voc_root: Path, tmp_path: Path,
     extra = {"train": mode} if what == "strategy2" else {"n_ctx": 4}
     summary = _train(tiny_clip, voc_root, tmp_path / "m.safetensors", what=what, epochs=3, **extra)
     losses = [h["loss"] for h in summary.history]  # type: ignore[attr-defined]
-    assert len(losses) == 3 and losses[-1] < 0.8 * losses[0]
+    assert len(losses) == 3 and losses[-1] < 0.9 * losses[0]
     meta = json.loads((tmp_path / "m.json").read_text())
     info = load_dataset("voc20", voc_root, "train").info
     seen = [n for i, n in enumerate(info.prompt_names) if i not in info.unseen_ids]
@@ -123,11 +124,19 @@ def test_regions_from_labels_and_proposals() -> None:
     assert ids.tolist() == [1]  # class 0 has 50 pixels, below 15% of 400; class 1 has 64
     props = np.zeros((4, 20, 20), bool)
     props[0, 0:8, 12:20] = True  # = class 1
-    props[1, 16:20, 0:4] = True  # = unseen class 2: never a target
+    props[1, 16:20, 0:4] = True  # = unseen class 2: unlabelled, so no object
     props[2, 5:10, 5:10] = True  # on unlabelled pixels: no object
-    props[3, 0:20, 0:20] = True  # everything: no class matched, overlaps everything: skipped
-    masks, ids = match_proposals(props, label, [0, 1], 255)
-    assert ids.tolist() == [1, NO_OBJECT] and (masks[1] == props[2]).all()
+    props[3, 0:20, 0:20] = True  # everything: 50 px of class 0, 64 of class 1, the rest unlabelled
+    seen_label = trained_label(label, [0, 1], 255)
+    assert (seen_label == 2).sum() == 0 and (seen_label == 255).sum() == (label == 255).sum() + 16
+    comp = soft_targets(props, seen_label, [0, 1], "composition")
+    np.testing.assert_allclose(comp, [[0, 1, 0], [0, 0, 1], [0, 0, 1], [50 / 400, 64 / 400, 286 / 400]], atol=1e-6)
+    iou = soft_targets(props, seen_label, [0, 1], "iou", match_iou=0.5, no_object_iou=0.2)
+    np.testing.assert_allclose(iou, [[0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]], atol=1e-6)
+    half = np.zeros((1, 20, 20), bool)
+    half[0, 0:8, 12:20], half[0, 8:10, 12:20] = True, True  # IoU 64/80 = 0.8 with class 1
+    ramp = soft_targets(half, seen_label, [0, 1], "iou", match_iou=0.9, no_object_iou=0.4)
+    np.testing.assert_allclose(ramp, [[0, 0.8, 0.2]], atol=1e-6)  # (0.8 - 0.4) / (0.9 - 0.4) of class 1
 
 
 def test_cli_train_and_ctrl_c(tiny_clip, voc_root: Path, tmp_path: Path, monkeypatch, capsys) -> None:

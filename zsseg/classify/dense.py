@@ -38,6 +38,18 @@ class DenseRegionEncoder(Protocol):
         """uint8 (H, W, 3) RGB image and bool (N, H, W) masks -> float32 (N, D), L2-normalised, on the CPU."""
         ...
 
+    def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """The frozen network's pooled region features before its embedding head: float32 (N, F) on the CPU.
+
+        The same quantity as :meth:`zsseg.train.towers.ImageTower.pool` of a crop, so strategy 2 (which trains
+        a head on it) and strategy 1 (:meth:`embed`) share one pass. ``__call__ = embed(features(...))``.
+        """
+        ...
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`features`' float32 (N, F) -> the model's own region embeddings float32 (N, D), L2-normalised."""
+        ...
+
 
 def dense_shape(height: int, width: int, long_side: int, multiple: int) -> tuple[int, int]:
     """Input size (h, w) for the encoder: the long side scaled to ``long_side``, aspect kept, both sides rounded
@@ -139,14 +151,24 @@ class ConseDenseEncoder:
         self.backend = backend
         self.size = size
 
-    @torch.inference_mode()
     def __call__(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """uint8 (H, W, 3) RGB and bool (N, H, W) masks -> float32 (N, D), L2-normalised, on the CPU."""
+        return self.embed(self.features(image, masks))
+
+    @torch.inference_mode()
+    def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """The last feature map mask-pooled per proposal: float32 (N, 1280) on the CPU (before the ImageNet head)."""
         b = self.backend
         x = dense_input(image, self.size, 32, b.mean, b.std).to(b.device, b.dtype)
         net: Any = b.classifier
         features = net.extract_features(x.contiguous(memory_format=torch.channels_last))[0].float()  # (C, gh, gw)
         weights = mask_grid_weights(masks, (features.shape[1], features.shape[2])).to(b.device)
-        pooled = pool_features(features, weights)  # (N, C)
-        logits = F.linear(pooled, net._fc.weight.float(), net._fc.bias.float())
+        return pool_features(features, weights).cpu()  # (N, C)
+
+    @torch.inference_mode()
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features float32 (N, 1280) -> ConSE embeddings float32 (N, D), L2-normalised, on the CPU."""
+        b = self.backend
+        net: Any = b.classifier
+        logits = F.linear(features.to(b.device).float(), net._fc.weight.float(), net._fc.bias.float())
         return b.embed_logits(logits).float().cpu()

@@ -183,12 +183,38 @@ class ClipDenseEncoder:
         return int(dim)
 
     @property
+    def feature_dim(self) -> int:
+        """F, the width of :meth:`features`: a ViT's token width (``proj``'s input), else D."""
+        return int(self.visual.conv1.out_channels) if self.kind == "vit" else self.out_dim
+
+    @property
     def _param(self) -> torch.Tensor:
         return next(self.visual.parameters())
 
-    @torch.inference_mode()
     def __call__(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """uint8 (H, W, 3) RGB image + bool (N, H, W) masks -> float32 (N, D), L2-normalised, on the CPU.
+
+        Raises:
+            ValueError: bad shapes or dtypes, or an empty mask.
+        """
+        return self.embed(self.features(image, masks))
+
+    @torch.inference_mode()
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` float32 (N, F) -> float32 (N, D), L2-normalised, on the CPU: a ViT's ``proj``
+        (ResNet and timm features are already the embedding)."""
+        if len(features) == 0:
+            return torch.zeros((0, self.out_dim), dtype=torch.float32)
+        v = self.visual
+        proj = getattr(v, "proj", None) if self.kind == "vit" else None
+        out = features.float() if proj is None else features.to(proj.device).float() @ proj.float()
+        return F.normalize(out, dim=-1).cpu()
+
+    @torch.inference_mode()
+    def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """Region features before the embedding head, float32 (N, F) on the CPU: a ViT's pooled class-token
+        copies after ``ln_post`` (the input of ``proj``, as :class:`~zsseg.train.towers.ClipViTTower` pools a
+        crop), or a ResNet's / timm model's unnormalised embedding.
 
         Raises:
             ValueError: bad shapes or dtypes, or an empty mask.
@@ -198,7 +224,7 @@ class ClipDenseEncoder:
         if len(masks) and not masks.reshape(len(masks), -1).any(axis=1).all():
             raise ValueError("every mask must have at least one pixel")
         if len(masks) == 0:
-            return torch.zeros((0, self.out_dim), dtype=torch.float32)
+            return torch.zeros((0, self.feature_dim), dtype=torch.float32)
         p = self._param
         x = dense_input(image, self.size, self.multiple, self.mean, self.std).to(device=p.device, dtype=p.dtype)
         if self.kind == "vit":
@@ -207,7 +233,7 @@ class ClipDenseEncoder:
             out = self._resnet(x, masks)
         else:
             out = self._timm(x, masks)
-        return F.normalize(out.float(), dim=-1).cpu()
+        return out.float().cpu()
 
     def pos_embed(self, grid: tuple[int, int], native: tuple[int, int], table: torch.Tensor) -> torch.Tensor:
         """A tower's (1 + gh*gw, C) position table (class entry first) at another grid, cached per grid shape.
@@ -244,8 +270,7 @@ class ClipDenseEncoder:
             if not v.final_ln_after_pool:
                 patches = v.ln_post(patches)
             out = pool_features(patches.T.reshape(-1, *grid), weights.reshape(-1, *grid))
-            out = v.ln_post(out) if v.final_ln_after_pool else out
-            return out @ v.proj if v.proj is not None else out
+            return v.ln_post(out) if v.final_ln_after_pool else out
         split = len(blocks) - self.mask_layers
         h = self._run_blocks(blocks[:split], h)
         bias = torch.where(weights > 0, weights.clamp_min(1e-30).log(), float("-inf")).to(h.dtype)
@@ -258,9 +283,7 @@ class ClipDenseEncoder:
             for blk, h_in in zip(blocks[split:], ins, strict=True):
                 c = self._copy_block(blk, h_in[0, 1:], c, bias[start : start + len(c)])
             outs.append(c)
-        copies = torch.cat(outs)
-        copies = v.ln_post(copies)
-        return copies @ v.proj if v.proj is not None else copies
+        return v.ln_post(torch.cat(outs))  # the input of proj (see embed)
 
     def _run_blocks(self, blocks: list[Any], h: torch.Tensor) -> torch.Tensor:
         """Run open_clip blocks on batch-first (1, T, C) tokens, honouring the transformer's layout."""

@@ -1,10 +1,13 @@
 """Checkpoints of ``zsseg train``: a safetensors file of the trained tensors plus a JSON file beside it.
 
 ``NAME.safetensors`` holds the trained tensors only (strategy 2: ``model.tower.*`` and ``model.no_object``;
-prompts: ``prompt.ctx``) and, in its metadata under ``"zsseg"``, the same JSON as ``NAME.json``: format,
-``what`` (``strategy2`` or ``prompts``), ``backend`` (model string), ``vocabulary`` (trained class names),
-``seen`` (names treated as seen by the ensemble, or null), ``dataset``, ``split``, ``lambda``, ``epoch``
-(epochs completed), ``options`` (training options) and ``history`` (per-epoch loss, accuracy, seconds).
+prompts: ``prompt.ctx``) as of the last epoch (for ``--resume``), the same under ``best.`` for the epoch with
+the best held-out loss (what inference loads), and, in its metadata under ``"zsseg"``, the same JSON as
+``NAME.json``: format, ``what`` (``strategy2`` or ``prompts``), ``backend`` (model string), ``vocabulary``
+(trained class names), ``seen`` (names treated as seen by the ensemble, or null), ``dataset``, ``split``,
+``lambda``, ``epoch`` (epochs completed), ``best_epoch``, ``temperature`` (strategy 2's calibrated one),
+``options`` (training options), ``history`` (per-epoch loss, accuracy, held-out loss, seconds) and, after
+self-training, ``pseudo`` (where its pseudo labels came from and how many regions got each class).
 The safetensors metadata is authoritative; the JSON is for people and tools. ``NAME.optim.safetensors``
 holds the optimizer state for ``--resume``. Every file is written to a temporary name and moved into place
 (``os.replace``), so an interrupted save leaves the previous checkpoint intact.
@@ -60,7 +63,7 @@ def save_checkpoint(
                 for k, v in st.items()
             }
             save_file(state, str(writer.reserve(optim_path(path))), metadata={"epoch": str(meta["epoch"])})
-        cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        cpu = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}  # best.* may alias
         save_file(cpu, str(writer.reserve(path)), metadata={"zsseg": text})
         writer.write_text(json_path(path), text + "\n")
 
@@ -132,12 +135,18 @@ def load_strategy2(path: str | Path, backend: VisionLanguageBackend, batch_size:
     _check(meta, Path(path), backend, "strategy2")
     opts = meta["options"]
     model = build_strategy2(backend, opts["train"], int(opts["last_blocks"]), float(opts["logit_scale"]))
-    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    prefix = "best.model." if any(k.startswith("best.model.") for k in tensors) else "model."
+    state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ZsSegError(f"{path} does not fit {backend.name} ({exc}): retrain it with zsseg train") from exc
-    return Strategy2Classifier(backend, model, templates=opts["templates"], batch_size=batch_size), meta
+    features = opts.get("features", "crops")
+    classifier = Strategy2Classifier(
+        backend, model, templates=opts["templates"], batch_size=batch_size, features=features,
+        dense_size=opts.get("dense_size"), temperature=float(meta.get("temperature", 1.0)),
+    )  # fmt: skip
+    return classifier, meta
 
 
 def load_classifier_checkpoint(
@@ -186,7 +195,7 @@ def load_prompts_checkpoint(
 
     tensors, meta = read_checkpoint(path)
     _check(meta, Path(path), backend, "prompts")
-    ctx = tensors.get("prompt.ctx")
+    ctx = tensors.get("best.prompt.ctx", tensors.get("prompt.ctx"))
     if ctx is None or ctx.ndim != 2:
         raise ZsSegError(f"{path} has no context vectors: retrain it with zsseg train --what prompts")
     learner = build_prompt_learner(backend, int(ctx.shape[0]), meta["options"]["suffix"])

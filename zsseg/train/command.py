@@ -21,10 +21,12 @@ def register(subparsers: Any) -> None:
     from zsseg.classify.prompts import TEMPLATE_SETS
     from zsseg.data import DATASET_NAMES
     from zsseg.proposals import PROPOSER_NAMES
+    from zsseg.train.bank import TARGET_MODES
     from zsseg.train.ensemble import DEFAULT_LAMBDA
     from zsseg.train.regions import REGION_MODES
+    from zsseg.train.self_training import DEFAULT_FRACTION, DEFAULT_THRESHOLD
     from zsseg.train.towers import TRAIN_MODES
-    from zsseg.train.trainer import DEFAULTS
+    from zsseg.train.trainer import DEFAULTS, FEATURE_MODES
 
     p = subparsers.add_parser(
         "train",
@@ -36,7 +38,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--root", required=True, type=Path, help="folder holding the dataset's top folder")
     p.add_argument("--split", default="train", help="split to train on (default: train)")
     p.add_argument("--seen-only", action="store_true", help="train on the seen classes only (zero-shot split)")
-    p.add_argument("--what", default="strategy2", choices=("strategy2", "prompts"), help="what to train")
+    p.add_argument(
+        "--what",
+        default="strategy2",
+        choices=("strategy2", "prompts", "self-training"),
+        help="what to train; self-training = strategy 2, then --rounds of pseudo-labelling the unseen classes",
+    )
     p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
     from zsseg.validate import path_arg
 
@@ -75,8 +82,34 @@ def register(subparsers: Any) -> None:
     p.add_argument("--min-area", type=float, default=0.002, help="smallest region, fraction of the image (0.002)")
     p.add_argument(
         "--proposals",
-        default=None,
-        help=f"also train on proposals matched to the ground truth: {', '.join(PROPOSER_NAMES)}",
+        default="auto",
+        help=f"also train on these proposals with soft targets: {', '.join(PROPOSER_NAMES)}, or none "
+        "(ground-truth segments only); default auto, the pipeline's own",
+    )
+    p.add_argument(
+        "--features",
+        default="auto",
+        choices=FEATURE_MODES,
+        help="region features: dense (pooled from one pass, as --regions dense), crops, or auto (default)",
+    )
+    p.add_argument("--dense-size", type=int, default=None, help="long side of the dense pass (default: 448)")
+    p.add_argument("--targets", default="composition", choices=TARGET_MODES, help="proposals' soft targets")
+    p.add_argument("--holdout", type=float, default=0.15, help="images held out for early stopping (0.15)")
+    p.add_argument("--patience", type=int, default=5, help="epochs without held-out progress before stopping (5)")
+    p.add_argument("--no-calibrate", action="store_true", help="do not fit strategy 2's temperature")
+    p.add_argument("--no-object-weight", type=float, default=1.0, help="loss weight of 'no object' (default: 1)")
+    p.add_argument("--rounds", type=int, default=1, help="self-training: pseudo-labelling rounds (default: 1)")
+    p.add_argument(
+        "--pseudo-fraction",
+        type=float,
+        default=DEFAULT_FRACTION,
+        help=f"self-training: most confident share of each unseen class's candidates kept ({DEFAULT_FRACTION})",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"self-training: smallest ensemble probability of a pseudo label (default: {DEFAULT_THRESHOLD})",
     )
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--no-cache", action="store_true", help="do not cache encoded regions on disk")
@@ -124,34 +157,54 @@ def run(args: argparse.Namespace) -> int:
     """Run ``zsseg train``; returns the exit status (130 after Ctrl-C, with the checkpoint intact)."""
     from zsseg.classify import load_backend
     from zsseg.data import load_dataset
+    from zsseg.errors import ZsSegError
     from zsseg.proposals import build_proposer
     from zsseg.train.regions import RegionOptions
+    from zsseg.train.self_training import self_train
     from zsseg.train.trainer import TrainConfig, TrainingInterrupted, check_out, train
 
+    what: Any = "strategy2" if args.what == "self-training" else args.what
     config = TrainConfig(
-        what=args.what, train=args.train, last_blocks=args.last_blocks, epochs=args.epochs, lr=args.lr,
+        what=what, train=args.train, last_blocks=args.last_blocks, epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, weight_decay=args.weight_decay, backbone_lr_mult=args.backbone_lr_mult,
         seed=args.seed, lambda_=args.lambda_, templates=args.templates, n_ctx=args.n_ctx,
         logit_scale=args.logit_scale, flip=not args.no_flip,
-        regions=RegionOptions(regions=args.regions, min_area=args.min_area),
+        regions=RegionOptions(regions=args.regions, min_area=args.min_area), features=args.features,
+        dense_size=args.dense_size, targets=args.targets, holdout=args.holdout, patience=args.patience,
+        calibrate=not args.no_calibrate, no_object_weight=args.no_object_weight,
     )  # fmt: skip
-    check_out(args.out.expanduser(), args.resume)  # fail before the minutes of loading
+    if args.what == "self-training" and not args.seen_only:
+        raise ZsSegError("self-training pseudo-labels the unseen classes: add --seen-only")
+    if not (args.what == "self-training" and args.resume):  # (self-training resumes from its round files)
+        check_out(args.out.expanduser(), args.resume)  # fail before the minutes of loading
     dataset = load_dataset(args.dataset, args.root, args.split)
     device = args.device or default_device()  # already resolved by zsseg.validate
     t0 = time.perf_counter()
     backend = load_backend(args.model, device=device)
-    proposer = build_proposer(args.proposals, device=device) if args.proposals else None
+    proposer = build_proposer(args.proposals, device=device) if args.proposals != "none" else None
     args.out.expanduser().parent.mkdir(parents=True, exist_ok=True)
     print(
         f"zsseg: training {args.what} on {dataset.info.name}/{args.split} with {backend.name} on {device} "
         f"(loaded in {time.perf_counter() - t0:.1f} s)",
         file=sys.stderr,
     )
+    common = {"split": args.split, "resume": args.resume, "proposer": proposer, "limit": args.limit,
+              "cache": not args.no_cache}  # fmt: skip
     try:
-        summary = train(
-            backend, dataset, args.out, config, split=args.split, seen_only=args.seen_only, resume=args.resume,
-            proposer=proposer, limit=args.limit, cache=not args.no_cache,
-        )  # fmt: skip
+        if args.what == "self-training":
+            rounds = self_train(
+                backend,
+                dataset,
+                args.out,
+                config,
+                rounds=args.rounds,
+                threshold=args.threshold,
+                fraction=args.pseudo_fraction,
+                **common,
+            )
+            summary = rounds[-1] if rounds else None
+        else:
+            summary = train(backend, dataset, args.out, config, seen_only=args.seen_only, **common)
     except TrainingInterrupted as exc:
         if exc.epoch:
             msg = f"{exc.path} keeps epoch {exc.epoch}; continue with the same command and --resume"
@@ -159,10 +212,13 @@ def run(args: argparse.Namespace) -> int:
             msg = f"no epoch was saved to {exc.path}; run the command again"
         print(f"zsseg: interrupted: {msg}", file=sys.stderr)
         return 130
+    if summary is None:
+        print(f"zsseg: {args.out} is already trained (every round finished)", file=sys.stderr)
+        return 0
     print(
         f"zsseg: trained {summary.epochs_run} epoch(s) on {summary.num_regions} regions in "
         f"{summary.encode_seconds + summary.train_seconds:.1f} s (encoding {summary.encode_seconds:.1f} s); "
-        f"checkpoint {summary.path}",
+        f"checkpoint {args.out}",
         file=sys.stderr,
     )
     return 0

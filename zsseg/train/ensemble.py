@@ -6,9 +6,13 @@ a weighted geometric mean with exponent lambda::
     seen class k:   p_k = p2_k ** lambda       * p1_k ** (1 - lambda)
     other class k:  p_k = p2_k ** (1 - lambda) * p1_k ** lambda
 
-where p1 are strategy 1's probabilities and p2 strategy 2's. zsseg.baseline then multiplies the (unnormalised)
-result with the masks; here rows are renormalised to sum to 1, which keeps each region's ranking of the
-classes (the :class:`~zsseg.classify.RegionClassifier` contract). Strategy 2 is trusted on the classes it was
+where p1 are strategy 1's probabilities and p2 strategy 2's, softmaxed over the classes and "no object" with
+the no-object column dropped and *not* renormalised (zsseg.baseline's ``softmax(mask_cls)[..., :-1]``): a region
+strategy 2 calls "no object" (it was trained to say so of anything that is not a seen class) has a small p2 on
+every class, which the exponent lambda on seen classes punishes more than 1 - lambda on the others, so strategy
+1 decides it. zsseg.baseline then multiplies the (unnormalised) result with the masks; here rows are
+renormalised to sum to 1, which keeps each region's ranking of the classes (the
+:class:`~zsseg.classify.RegionClassifier` contract). Strategy 2 is trusted on the classes it was
 trained on, strategy 1 on the others. A model trained without a seen/unseen split (``seen=None``) uses the
 second form for every class, as zsseg.baseline does for datasets without ``trainable_flag``.
 
@@ -88,6 +92,9 @@ class EnsembleClassifier(RegionClassifier):
         strategy2: the trained classifier.
         seen: names of the classes strategy 2 was trained on as "seen" (None: trained without a split).
         lambda_: ensemble exponent (default 0.8, see the module docstring).
+        renormalise: renormalise strategy 2's class probabilities after dropping "no object" (False: keep
+            zsseg.baseline's ``softmax(logits)[..., :-1]``, so a region strategy 2 calls "no object" weighs
+            little on the seen classes, and strategy 1 decides it; see ``docs/results.md`` §5).
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class EnsembleClassifier(RegionClassifier):
         strategy2: Strategy2Classifier,
         seen: Collection[str] | None,
         lambda_: float = DEFAULT_LAMBDA,
+        renormalise: bool = False,
     ) -> None:
         super().__init__(
             strategy1.backend,
@@ -111,6 +119,7 @@ class EnsembleClassifier(RegionClassifier):
         self.strategy2 = strategy2
         self.seen = None if seen is None else frozenset(seen)
         self.lambda_ = float(lambda_)
+        self.renormalise = renormalise
 
     def text_embeddings(self, classes: Sequence[str]) -> torch.Tensor:
         """Strategy 1's float32 (K, D) class embeddings."""
@@ -122,24 +131,29 @@ class EnsembleClassifier(RegionClassifier):
 
     @property
     def shares_trunk(self) -> bool:
-        """Whether one forward pass per crop serves both strategies (same backend, projection mode, strategy 1
-        on crops)."""
-        tower = self.strategy2.tower
-        same_pass = self.strategy1.regions == "crops" and self.strategy1.backend is tower.backend
-        return tower.mode == "projection" and same_pass
+        """Whether one forward pass serves both strategies: the same backend, strategy 2 in projection mode, and
+        both on crops or both on the same dense pass."""
+        s1, s2 = self.strategy1, self.strategy2
+        if s2.tower.mode != "projection" or s1.backend is not s2.tower.backend:
+            return False
+        if s1.regions == "crops":
+            return s2.features == "crops"
+        same_size = s1.dense is not None and s2.dense is not None and s1.dense.size == s2.dense.size
+        return s1.regions == "dense" and s2.features == "dense" and same_size
 
     @torch.no_grad()
     def components(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
-        """float32 (N, K) probabilities ``p1`` (strategy 1), ``p2`` (strategy 2) and ``p`` (ensemble)."""
+        """float32 (N, K) probabilities ``p1`` (strategy 1), ``p2`` (strategy 2, its "no object" share left out
+        of each row unless ``renormalise``) and ``p`` (ensemble, rows summing to 1)."""
+        s1, s2 = self.strategy1, self.strategy2
         if not self.shares_trunk or len(masks) == 0:
-            p1 = self.strategy1.classify(image, masks, classes)
-            p2 = self.strategy2.classify(image, masks, classes)
+            p1 = s1.classify(image, masks, classes)
+            p2 = s2.probs_from_features(s2.region_features(image, masks), classes, self.renormalise)
         else:
-            tower = self.strategy2.tower
-            pooled = self.strategy2.region_features(image, masks)  # projection mode: the trunk is the pool
-            text1 = self.strategy1.text_embeddings(classes)
-            p1 = probs_from_embeddings(tower.frozen_embed(pooled), text1, self.strategy1.logit_scale)
-            p2 = self.strategy2.probs_from_features(pooled, classes)
+            pooled = s2.region_features(image, masks)  # projection mode: the trunk is the pool
+            embed = s2.dense.embed if s2.dense is not None else s2.tower.frozen_embed
+            p1 = probs_from_embeddings(embed(pooled), s1.text_embeddings(classes), s1.logit_scale)
+            p2 = s2.probs_from_features(pooled, classes, self.renormalise)
         p = ensemble_probs(p1, p2, seen_mask_for(classes, self.seen), self.lambda_)
         return {"p1": p1, "p2": p2, "p": p}
 

@@ -9,10 +9,9 @@ Regions of an image (``regions=``):
   several pieces contributes its whole mask and each piece).
 
 Regions smaller than ``min_area`` (a fraction of the image) are dropped. Pixels of classes that are not
-trained (the unseen classes) never form a region. With a proposal generator, proposals whose IoU with a
-trained class's mask is at least ``match_iou`` are added with that class, and proposals overlapping no class
-(IoU below ``no_object_iou`` with every class, less than 10% unseen pixels) as "no object" (label -1), at most
-as many as the image's positives.
+trained (the unseen classes) never form a region and count as unlabelled. With a proposal generator, every
+non-empty proposal is added with soft targets (:mod:`zsseg.train.bank`): its trained classes' pixel shares
+(or its IoU ramp with ``match_iou`` / ``no_object_iou``), the rest "no object".
 """
 
 from __future__ import annotations
@@ -32,9 +31,9 @@ from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
 from zsseg.io import AtomicWriter
 from zsseg.proposals.base import MaskProposer
+from zsseg.train.bank import GT, PROPOSAL, ImageRegions, RegionBank, soft_targets
 
 REGION_MODES: tuple[str, ...] = ("class", "components", "both")
-NO_OBJECT = -1
 
 
 @dataclass(frozen=True)
@@ -86,47 +85,10 @@ def gt_regions(
     return np.stack(masks), np.array(ids, np.int64)
 
 
-def match_proposals(
-    proposals: np.ndarray,
-    label: np.ndarray,
-    trained_ids: Sequence[int],
-    ignore_index: int,
-    options: RegionOptions = RegionOptions(),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Proposals labelled by IoU with the ground truth.
-
-    Args:
-        proposals: bool (P, H, W).
-        label: int (H, W) class ids, ``ignore_index`` where unlabelled.
-        trained_ids: the trained classes; other labelled classes (unseen) are never targets.
-        ignore_index: the label map's unlabelled value.
-        options: ``match_iou``, ``no_object_iou``.
-
-    Returns:
-        masks bool (M, H, W) and labels int64 (M,): a trained class id, or ``NO_OBJECT`` (-1).
-    """
-    proposals = proposals[proposals.reshape(len(proposals), -1).any(axis=1)] if len(proposals) else proposals
-    present = [int(k) for k in np.unique(label) if int(k) != ignore_index]
-    if len(proposals) == 0:
-        return np.zeros((0, *label.shape), bool), np.zeros(0, np.int64)
-    flat = proposals.reshape(len(proposals), -1)
-    area = flat.sum(axis=1)
-    best_iou = np.zeros(len(proposals))
-    best_id = np.full(len(proposals), NO_OBJECT, np.int64)
-    unseen_frac = np.zeros(len(proposals))
-    for k in present:
-        gt = (label == k).ravel()
-        inter = (flat & gt).sum(axis=1)
-        iou = inter / (area + gt.sum() - inter)
-        if k not in set(trained_ids):
-            unseen_frac += inter / area
-        better = iou > best_iou
-        best_iou[better], best_id[better] = iou[better], k
-    positive = (best_iou >= options.match_iou) & np.isin(best_id, list(trained_ids))
-    negative = np.flatnonzero((best_iou < options.no_object_iou) & (unseen_frac < 0.1))[: int(positive.sum())]
-    keep = np.concatenate([np.flatnonzero(positive), negative])
-    labels = np.concatenate([best_id[positive], np.full(len(negative), NO_OBJECT, np.int64)])
-    return proposals[keep], labels
+def trained_label(label: np.ndarray, trained_ids: Sequence[int], ignore_index: int) -> np.ndarray:
+    """``label`` with every class that is not trained (e.g. the unseen ones) set to ``ignore_index``: their
+    pixels are treated as unlabelled, never read as themselves."""
+    return np.where(np.isin(label, list(trained_ids)), label, ignore_index)
 
 
 def iter_regions(
@@ -135,21 +97,33 @@ def iter_regions(
     options: RegionOptions = RegionOptions(),
     proposer: MaskProposer | None = None,
     limit: int | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per image: ``(image uint8 (H, W, 3), masks bool (N, H, W), labels int64 (N,))``, labels a class id or -1."""
+    targets: str = "composition",
+) -> Iterator[tuple[ImageRegions, np.ndarray]]:
+    """Per image: ``((image uint8 (H, W, 3), masks bool (N, H, W), targets float32 (N, C + 1)), source int64
+    (N,))``: its ground-truth segments (one-hot targets, source ``GT``) and, with a ``proposer``, its
+    non-empty proposals (:func:`~zsseg.train.bank.soft_targets` in mode ``targets``, source ``PROPOSAL``).
+    Columns follow ``trained_ids``, "no object" last."""
     samples = dataset.samples if limit is None else dataset.samples[:limit]
+    c = len(trained_ids)
+    column = {int(k): j for j, k in enumerate(trained_ids)}
     for sample in samples:
-        label = dataset.load_label(sample)
-        masks, labels = gt_regions(label, trained_ids, options)
+        label = trained_label(dataset.load_label(sample), trained_ids, dataset.info.ignore_index)
+        masks, ids = gt_regions(label, trained_ids, options)
+        onehot = np.zeros((len(ids), c + 1), np.float32)
+        onehot[np.arange(len(ids)), [column[int(k)] for k in ids]] = 1.0
+        source = np.full(len(ids), GT, np.int64)
         image = dataset.load_image(sample)
         if proposer is not None:
-            pm, pl = match_proposals(proposer(image).masks, label, trained_ids, dataset.info.ignore_index, options)
-            masks, labels = np.concatenate([masks, pm]), np.concatenate([labels, pl])
-        yield image, masks, labels
+            pm = proposer(image).masks
+            pm = pm[pm.reshape(len(pm), -1).any(axis=1)] if len(pm) else pm.reshape(0, *label.shape)
+            pt = soft_targets(pm, label, trained_ids, targets, options.match_iou, options.no_object_iou)
+            masks, onehot = np.concatenate([masks, pm]), np.concatenate([onehot, pt])
+            source = np.concatenate([source, np.full(len(pm), PROPOSAL, np.int64)])
+        yield (image, masks, onehot), source
 
 
 def encode_regions(
-    regions: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    regions: Iterator[tuple[ImageRegions, np.ndarray]],
     encode: Callable[[torch.Tensor], torch.Tensor],
     crop: tuple[int, Sequence[float], Sequence[float]],
     total: int | None = None,
@@ -157,7 +131,7 @@ def encode_regions(
     batch_size: int = 32,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> RegionBank:
     """Encode every region's masked crop (and its mirror image if ``flip``) with a frozen ``encode``.
 
     Args:
@@ -165,17 +139,17 @@ def encode_regions(
         encode: float32 (B, 3, S, S) normalised crops -> features (B, ...); run without gradients.
         crop: (S, mean, std) of :func:`zsseg.classify.region.masked_crops`.
         total: number of images, for the progress bar.
-        flip: also encode horizontally flipped crops (labels repeated).
+        flip: also encode horizontally flipped crops (targets repeated).
         batch_size: crops per ``encode`` call.
         dtype: dtype the features are stored in (on the CPU).
         progress: show a progress bar (stderr).
 
     Returns:
-        features (M, ...) of ``dtype`` and labels int64 (M,).
+        a :class:`~zsseg.train.bank.RegionBank` whose features are ``encode``'s (M, ...) output in ``dtype``.
     """
     size, mean, std = crop
     feats: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     pending: list[torch.Tensor] = []
 
     def flush() -> None:
@@ -184,21 +158,22 @@ def encode_regions(
                 feats.append(encode(torch.cat(pending)).to("cpu", dtype))
             pending.clear()
 
-    for image, masks, region_labels in tqdm(
-        regions, total=total, desc="encoding regions", unit="img", disable=not progress, dynamic_ncols=True
+    for index, ((image, masks, targets), source) in enumerate(
+        tqdm(regions, total=total, desc="encoding regions", unit="img", disable=not progress, dynamic_ncols=True)
     ):
         if len(masks) == 0:
             continue
         crops = masked_crops(image, masks, size, mean, std)
         for part in (crops, crops.flip(-1)) if flip else (crops,):
             pending.append(part)
-            labels.append(torch.from_numpy(region_labels))
+            parts.append((torch.from_numpy(targets), torch.full((len(masks),), index), torch.from_numpy(source)))
             if sum(len(p) for p in pending) >= batch_size:
                 flush()
     flush()
     if not feats:
         raise ZsSegError("no training region found: check the dataset split, --seen-only and --min-area")
-    return torch.cat(feats), torch.cat(labels)
+    t, i, s = (torch.cat([p[k] for p in parts]) for k in range(3))
+    return RegionBank(torch.cat(feats), t, i.long(), s.long())
 
 
 def features_cache_path(key_parts: Sequence[object]) -> Path:
@@ -209,24 +184,22 @@ def features_cache_path(key_parts: Sequence[object]) -> Path:
     return cache_dir() / "train" / f"regions-{key}.safetensors"
 
 
-def load_or_encode(
-    cache: Path | None, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and labels from the safetensors file ``cache`` if present, else ``make()`` (saved there)."""
+def load_or_encode(cache: Path | None, make: Callable[[], RegionBank]) -> RegionBank:
+    """The :class:`~zsseg.train.bank.RegionBank` in the safetensors file ``cache`` if present, else ``make()``
+    (saved there)."""
     from safetensors.torch import load_file, save_file
 
     if cache is not None and cache.is_file():
         try:
-            data = load_file(str(cache))
-            return data["features"], data["labels"]
-        except Exception:  # an unreadable cache (SafetensorError, OSError, KeyError): recompute
+            return RegionBank(**load_file(str(cache)))
+        except Exception:  # an unreadable or stale cache (SafetensorError, OSError, TypeError): recompute
             pass
-    feats, labels = make()
+    bank = make()
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             with AtomicWriter() as writer:
-                save_file({"features": feats.contiguous(), "labels": labels.contiguous()}, str(writer.reserve(cache)))
+                save_file({k: v.contiguous() for k, v in bank.tensors().items()}, str(writer.reserve(cache)))
         except OSError:
             pass  # a read-only cache only costs recomputation
-    return feats, labels
+    return bank

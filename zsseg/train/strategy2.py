@@ -55,24 +55,33 @@ class Strategy2Model(nn.Module):
         return [*self.tower.param_groups(lr, backbone_lr_mult), {"params": [self.no_object], "lr": lr}]
 
 
-def class_probabilities(logits: torch.Tensor) -> np.ndarray:
-    """(N, K + 1) logits with no-object last -> float32 (N, K): softmax, no-object dropped, rows renormalised."""
+def class_probabilities(logits: torch.Tensor, renormalise: bool = True) -> np.ndarray:
+    """(N, K + 1) logits with no-object last -> float32 (N, K): softmax with the no-object column dropped, rows
+    renormalised to sum to 1 (``renormalise=False``: as zsseg.baseline's ``softmax(...)[..., :-1]``, rows
+    keep ``1 - p(no object)``)."""
     probs = logits.float().softmax(dim=-1)[:, :-1]
-    return (probs / probs.sum(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy().astype(np.float32)
+    if renormalise:
+        probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    return probs.cpu().numpy().astype(np.float32)
 
 
 class Strategy2Classifier(RegionClassifier):
     """Region classifier of strategy 2; a drop-in :class:`RegionClassifier` for :class:`zsseg.Segmenter`.
 
     Text embeddings are the backend's frozen template-ensembled ones (as in strategy 1); region
-    embeddings come from the trained tower. :meth:`classify` returns float32 (N, K) rows summing to 1:
-    softmax over the K classes and "no object", with the no-object column dropped and rows renormalised.
+    embeddings come from the trained tower, on each region's crop or (``features="dense"``) on the region's
+    pooled features from one dense pass, as it was trained. :meth:`classify` returns float32 (N, K) rows summing
+    to 1: softmax over the K classes and "no object" of the logits divided by ``temperature``, with the
+    no-object column dropped and rows renormalised.
 
     Args:
         backend: the frozen vision-language backend the model was trained with.
         model: the trained :class:`Strategy2Model`.
         templates: prompt template set or templates used for the class embeddings (as in training).
         batch_size: crops per forward pass.
+        features: ``"crops"`` or ``"dense"``, as trained (``zsseg train --features``).
+        dense_size: long side of the dense pass, as trained.
+        temperature: divides the logits (calibrated on held-out regions by ``zsseg train``).
     """
 
     def __init__(
@@ -81,9 +90,21 @@ class Strategy2Classifier(RegionClassifier):
         model: Strategy2Model,
         templates: str | Sequence[str] = "vild",
         batch_size: int = 32,
+        features: str = "crops",
+        dense_size: int | None = None,
+        temperature: float = 1.0,
     ) -> None:
-        super().__init__(backend, templates=templates, batch_size=batch_size, logit_scale=model.logit_scale)
+        if features not in ("crops", "dense"):
+            raise ValueError(f"features must be 'crops' or 'dense', got {features!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        super().__init__(
+            backend, templates=templates, batch_size=batch_size, logit_scale=model.logit_scale,
+            regions=features, dense_size=dense_size,
+        )  # fmt: skip
         self.model = model.eval()
+        self.features = features
+        self.temperature = float(temperature)
 
     @property
     def tower(self) -> ImageTower:
@@ -91,16 +112,20 @@ class Strategy2Classifier(RegionClassifier):
 
     @torch.no_grad()
     def region_features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """The tower trunk's output for each mask's crop (shape depends on the training mode)."""
+        """The head's input for each mask: its crop through the tower trunk (shape depends on the training
+        mode), or float32 (N, F) pooled from one dense pass."""
+        if self.dense is not None:
+            return self.dense.features(image, masks)
         out = self.encode_crops(image, masks, self.tower.trunk)
         return torch.cat(out) if out else torch.zeros((0, self.tower.embed_dim))
 
     @torch.no_grad()
-    def probs_from_features(self, feats: torch.Tensor, classes: Sequence[str]) -> np.ndarray:
-        """Class probabilities float32 (N, K) from trunk features (:meth:`region_features`)."""
+    def probs_from_features(self, feats: torch.Tensor, classes: Sequence[str], renormalise: bool = True) -> np.ndarray:
+        """Class probabilities float32 (N, K) from :meth:`region_features` (see :func:`class_probabilities`)."""
         if len(feats) == 0:
             return np.zeros((0, len(classes)), np.float32)
-        return class_probabilities(self.model.logits(feats, self.text_embeddings(classes)))
+        logits = self.model.logits(feats, self.text_embeddings(classes)) / self.temperature
+        return class_probabilities(logits, renormalise)
 
     def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
         """Class probabilities of each proposal.

@@ -9,16 +9,13 @@ no dropout), so a run resumed from epoch e ends with the same weights as an unin
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from zsseg.classify.backends.base import VisionLanguageBackend
@@ -26,17 +23,16 @@ from zsseg.classify.region import RegionClassifier
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
 from zsseg.proposals.base import MaskProposer
+from zsseg.train.bank import TARGET_MODES, RegionBank, holdout_images, pool_bank
 from zsseg.train.checkpoint import FORMAT, WHATS, load_optimizer_state, read_checkpoint, save_checkpoint
 from zsseg.train.ensemble import DEFAULT_LAMBDA
-from zsseg.train.regions import (
-    NO_OBJECT,
-    RegionOptions,
-    encode_regions,
-    features_cache_path,
-    iter_regions,
-    load_or_encode,
-)
-from zsseg.train.towers import TRAIN_MODES, TrainMode
+from zsseg.train.fit import fit_temperature, held_out_loss
+from zsseg.train.fit import run_epoch as _run_epoch
+from zsseg.train.regions import RegionOptions, encode_regions, features_cache_path, iter_regions, load_or_encode
+from zsseg.train.towers import TRAIN_MODES, ImageTower, TrainMode
+
+if TYPE_CHECKING:
+    from zsseg.train.self_training import PseudoLabeller
 
 What = Literal["strategy2", "prompts"]
 # (epochs, lr, batch size, weight decay) when not given
@@ -44,7 +40,8 @@ DEFAULTS: dict[str, tuple[int, float, int, float]] = {
     "strategy2": (30, 1e-3, 64, 1e-4),
     "prompts": (10, 2e-3, 64, 0.0),
 }
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+FEATURE_MODES: tuple[str, ...] = ("auto", "dense", "crops")
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,18 @@ class TrainConfig:
         templates: template set of the frozen class embeddings of strategy 2.
         n_ctx, suffix: learned prompts' context length and the text after the class name.
         logit_scale: inverse temperature of the cosine logits; None: the backend's (CLIP 100, ConSE 50).
-        flip: also train on mirrored crops.
+        flip: also train on mirrored crops (or mirrored images, for dense features).
         regions: how training regions are cut (:class:`~zsseg.train.regions.RegionOptions`).
+        features: where region features come from: ``"dense"`` (pooled from one pass over the whole image,
+            as the pipeline's ``--regions dense`` computes them; needs ``train="projection"`` or prompts),
+            ``"crops"`` (each region's masked crop, the paper's strategy 1), ``"auto"`` (dense where the
+            backend has a dense encoder and the mode allows it).
+        dense_size: long side of the dense pass (None: the backend's default, 448).
+        targets: soft targets of proposals, ``"composition"`` or ``"iou"`` (:mod:`zsseg.train.bank`).
+        holdout: fraction of the training images held out (seeded) for early stopping and calibration.
+        patience: stop after this many epochs without a better held-out loss (None: never stop early).
+        calibrate: fit strategy 2's temperature on the held-out regions (Guo et al. 2017).
+        no_object_weight: loss weight of the "no object" column (MaskFormer's ``eos_coef``).
     """
 
     what: What = "strategy2"
@@ -82,6 +89,13 @@ class TrainConfig:
     logit_scale: float | None = None
     flip: bool = True
     regions: RegionOptions = field(default_factory=RegionOptions)
+    features: str = "auto"
+    dense_size: int | None = None
+    targets: str = "composition"
+    holdout: float = 0.15
+    patience: int | None = 5
+    calibrate: bool = True
+    no_object_weight: float = 1.0
 
     def resolved(self, backend: VisionLanguageBackend) -> TrainConfig:
         """This config with every None filled in, after checking the values."""
@@ -91,14 +105,38 @@ class TrainConfig:
             raise ZsSegError(f"unknown --train {self.train!r}: use one of {', '.join(TRAIN_MODES)}")
         if not 0.0 <= self.lambda_ <= 1.0:
             raise ZsSegError(f"--lambda must be in [0, 1], got {self.lambda_}: e.g. --lambda 0.8")
+        if self.features not in FEATURE_MODES:
+            raise ZsSegError(f"unknown --features {self.features!r}: use one of {', '.join(FEATURE_MODES)}")
+        if self.targets not in TARGET_MODES:
+            raise ZsSegError(f"unknown --targets {self.targets!r}: use one of {', '.join(TARGET_MODES)}")
+        from zsseg.classify.region import supports_dense
+
+        dense_ok = self.what == "prompts" or self.train == "projection"
+        if self.features == "dense" and not dense_ok:
+            raise ZsSegError(
+                f"--features dense trains a head on pooled features: use --train projection, not {self.train}"
+            )
+        if self.features == "dense" and not supports_dense(backend):
+            raise ZsSegError(f"model {backend.name} has no dense region features: use --features crops")
+        features = self.features
+        if features == "auto":
+            features = "dense" if dense_ok and supports_dense(backend) else "crops"
+        if not 0.0 <= self.holdout < 1.0:
+            raise ZsSegError(f"--holdout must be in [0, 1), got {self.holdout}: e.g. --holdout 0.15")
+        if self.patience is not None and self.patience < 1:
+            raise ZsSegError(f"--patience must be at least 1, got {self.patience}")
+        if self.no_object_weight < 0:
+            raise ZsSegError(f"--no-object-weight must be >= 0, got {self.no_object_weight}")
         epochs, lr, batch_size, wd = DEFAULTS[self.what]
         out = replace(
             self,
+            features=features,
             epochs=epochs if self.epochs is None else self.epochs,
             lr=lr if self.lr is None else self.lr,
             batch_size=batch_size if self.batch_size is None else self.batch_size,
             weight_decay=wd if self.weight_decay is None else self.weight_decay,
             logit_scale=backend.logit_scale if self.logit_scale is None else self.logit_scale,
+            dense_size=(self.dense_size or 448) if features == "dense" else self.dense_size,
         )
         if out.epochs is None or out.epochs < 1 or out.batch_size is None or out.batch_size < 1:
             raise ZsSegError("--epochs and --batch-size must be at least 1")
@@ -133,6 +171,8 @@ class TrainSummary:
     num_regions: int
     encode_seconds: float
     train_seconds: float
+    best_epoch: int = 0
+    temperature: float = 1.0
 
 
 def _log(msg: str) -> None:
@@ -159,6 +199,8 @@ def _vocabulary(dataset: SegDataset, seen_only: bool) -> tuple[list[int], list[s
     if seen_only and not info.unseen:
         raise ZsSegError(f"{info.name} defines no unseen classes: drop --seen-only (e.g. use voc20)")
     ids = [i for i in range(info.num_classes) if not (seen_only and i in info.unseen_ids)]
+    if not ids:
+        raise ZsSegError(f"every class of {info.name} is unseen: no seen class to train on; drop --seen-only")
     names = [info.prompt_names[i] for i in ids]
     return ids, names, (names if seen_only else None)
 
@@ -187,50 +229,6 @@ def _freeze(backend: VisionLanguageBackend) -> None:
             module.requires_grad_(False)
 
 
-def _run_epoch(
-    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    feats: torch.Tensor,
-    labels: torch.Tensor,
-    cfg: TrainConfig,
-    epoch: int,
-    progress: bool,
-) -> tuple[float, float]:
-    """One epoch; ``step(x, y)`` returns logits (B, C). Returns (mean loss, accuracy)."""
-    assert cfg.batch_size is not None and cfg.epochs is not None
-    n = len(labels)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
-    per_epoch = math.ceil(n / cfg.batch_size)
-    total_steps = per_epoch * cfg.epochs
-    loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(
-        range(per_epoch),
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        unit="step",
-        disable=not progress,
-        dynamic_ncols=True,
-        file=sys.stderr,
-        leave=False,
-    )
-    for i in bar:
-        factor = 0.5 * (1.0 + math.cos(math.pi * (epoch * per_epoch + i) / total_steps))
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
-        idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-        y = labels[idx]
-        logits = step(feats[idx], y)
-        loss = F.cross_entropy(logits, y.to(logits.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += float(loss.detach()) * len(idx)
-        correct += int((logits.argmax(dim=-1).cpu() == y).sum())
-        seen += len(idx)
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.1%}")
-    bar.close()
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
-
-
 def train(
     backend: VisionLanguageBackend,
     dataset: SegDataset,
@@ -244,6 +242,7 @@ def train(
     limit: int | None = None,
     cache: bool = True,
     progress: bool = True,
+    pseudo: PseudoLabeller | None = None,
 ) -> TrainSummary:
     """Train strategy 2 or learned prompts on ``dataset`` and write checkpoint ``out`` after every epoch.
 
@@ -256,10 +255,12 @@ def train(
         seen_only: train on the seen classes only (the dataset's unseen classes are never shown) and record
             them as "seen" for the ensemble.
         resume: continue the checkpoint ``out`` (same options) up to ``config.epochs``.
-        proposer: also train on proposals matched to the ground truth (and "no object" ones).
+        proposer: also train on every proposal, with soft targets from the labels (``config.targets``).
         limit: use only the first ``limit`` images.
         cache: cache the encoded regions on disk (``$ZSSEG_CACHE/train``).
         progress: progress bars and per-epoch lines on stderr.
+        pseudo: self-training (:mod:`zsseg.train.self_training`): adds its classes to the vocabulary and
+            turns the regions' targets into pseudo-labelled ones.
 
     Raises:
         ZsSegError: bad options, a checkpoint that exists (without ``resume``) or does not match.
@@ -274,10 +275,13 @@ def train(
     out = Path(out).expanduser()
     check_out(out, resume)
     ids, vocabulary, seen = _vocabulary(dataset, seen_only)
+    trained_names = list(vocabulary)
+    if pseudo is not None:  # self-training: the unseen classes join strategy 2's vocabulary
+        vocabulary = [*vocabulary, *pseudo.names]
     meta: dict[str, Any] = {
         "format": FORMAT, "what": cfg.what, "backend": backend.name, "vocabulary": vocabulary, "seen": seen,
         "dataset": dataset.info.name, "split": split, "lambda": cfg.lambda_,
-        "options": cfg.options(), "epoch": 0, "history": [],
+        "options": cfg.options(), "epoch": 0, "history": [], "best_epoch": 0, "temperature": 1.0,
     }  # fmt: skip
     tensors = _resume(out, meta) if resume else {}
     _freeze(backend)
@@ -287,59 +291,57 @@ def train(
     if cfg.what == "strategy2":
         model = build_strategy2(backend, cfg.train, cfg.last_blocks, cfg.logit_scale).eval()
         tower = model.tower
-        encode, kind = tower.trunk, tower.trunk_kind
         prefix, module = "model.", cast(torch.nn.Module, model)
         groups = model.param_groups(cfg.lr, cfg.backbone_lr_mult)
     else:
         learner = build_prompt_learner(backend, cfg.n_ctx, cfg.suffix)
         tower = build_tower(backend, "projection")
-        encode, kind = tower.pool, "pool"
         prefix, module = "prompt.", learner
         groups = [{"params": [learner.ctx], "lr": cfg.lr}]
+    best_state = {k.removeprefix("best." + prefix): v for k, v in tensors.items() if k.startswith("best." + prefix)}
+    last_state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
     if resume:
-        module.load_state_dict({k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict(last_state)
 
     n_images = len(dataset.samples) if limit is None else min(limit, len(dataset.samples))
-    key: list[object] = [
-        CACHE_VERSION, backend.name, _weights_digest(tower), kind, dataset.info.name, split,
-        [s.id for s in dataset.samples[:n_images]], ids, asdict(cfg.regions), cfg.flip,
-        getattr(proposer, "name", None) if proposer is not None else None, backend.input_size,
-    ]  # fmt: skip
-    cache_file = features_cache_path(key) if cache and kind != "pixels" and proposer is None else None
     t0 = time.perf_counter()
-    store = torch.float32 if kind == "pool" else torch.float16
-    crop = (backend.input_size, backend.mean, backend.std)
     try:
-        feats, labels = load_or_encode(
-            cache_file,
-            lambda: encode_regions(
-                iter_regions(dataset, ids, cfg.regions, proposer, n_images), encode, crop, total=n_images,
-                flip=cfg.flip, dtype=store, progress=progress,
-            ),
-        )  # fmt: skip
+        bank = _collect(cfg, tower, dataset, ids, proposer, n_images, split, cache, progress)
     except KeyboardInterrupt:
         raise TrainingInterrupted(out, int(meta["epoch"])) from None
     encode_seconds = time.perf_counter() - t0
-    lut = torch.full((max(ids) + 2,), -100, dtype=torch.int64)
-    lut[torch.tensor(ids)] = torch.arange(len(ids))
-    lut[NO_OBJECT] = len(ids)  # index -1: the no-object class, last
-    labels = lut[labels]
+    held = holdout_images(n_images, cfg.holdout, cfg.seed)[bank.image]
+    feats, targets = bank.features, bank.targets
+    if pseudo is not None:
+        targets = pseudo(bank, trained_names)
+        meta["pseudo"] = {
+            "from": str(pseudo.checkpoint), "threshold": pseudo.threshold, "fraction": pseudo.fraction,
+            "regions": pseudo.counts,
+        }  # fmt: skip
+    weights: torch.Tensor | None = torch.ones(targets.shape[1])
+    assert weights is not None
+    weights[-1] = cfg.no_object_weight
 
     if cfg.what == "strategy2":
         text = RegionClassifier(backend, templates=cfg.templates).text_embeddings(vocabulary).clone().to(device)
 
-        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def logits_of(x: torch.Tensor) -> torch.Tensor:
             return model.logits(x.to(device), text)
-    else:
-        keep = labels < len(ids)
+    else:  # prompts: regions that are mostly one trained class, embedded by the frozen network
+        keep = targets[:, :-1].sum(dim=1) >= 0.5
         with torch.no_grad():
             feats = torch.cat([tower.frozen_embed(c.to(device).float()).cpu() for c in feats[keep].split(256)])
-        labels = labels[keep]
+        targets = targets[keep][:, :-1]
+        targets = targets / targets.sum(dim=1, keepdim=True)
+        held, weights = held[keep], None
         scale = cfg.logit_scale
 
-        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def logits_of(x: torch.Tensor) -> torch.Tensor:
             return scale * x.to(device) @ learner(vocabulary).T
 
+    train_x, train_t, hold_x, hold_t = feats[~held], targets[~held], feats[held], targets[held]
+    if len(train_t) == 0:
+        raise ZsSegError("no training region left after the held-out split: lower --holdout or add images")
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0)
     for group in optimizer.param_groups:
         group["base_lr"] = group["lr"]
@@ -347,28 +349,104 @@ def train(
         _log(f"zsseg: no optimizer state for epoch {meta['epoch']} beside {out}; continuing with a fresh one")
     if progress:
         _log(
-            f"zsseg: {len(labels)} training regions ({n_images} images, {len(vocabulary)} classes), "
-            f"encoded in {encode_seconds:.1f} s"
+            f"zsseg: {len(train_t)} training regions + {len(hold_t)} held out ({n_images} images, "
+            f"{len(vocabulary)} classes, {cfg.features} features), encoded in {encode_seconds:.1f} s"
         )
     t0 = time.perf_counter()
     start = int(meta["epoch"])
+    best_loss = min((h.get("held_out_loss", float("inf")) for h in meta["history"]), default=float("inf"))
     for epoch in range(start, cfg.epochs):
+        if cfg.patience is not None and meta["best_epoch"] and epoch - meta["best_epoch"] >= cfg.patience:
+            break  # stopped early (also when resuming a run that had)
         t_epoch = time.perf_counter()
         try:
-            loss, acc = _run_epoch(step, optimizer, feats, labels, cfg, epoch, progress)
+            loss, acc = _run_epoch(logits_of, optimizer, train_x, train_t, cfg, epoch, progress, weights)
         except KeyboardInterrupt:
             raise TrainingInterrupted(out, epoch) from None
+        hold_loss = held_out_loss(logits_of, hold_x, hold_t, weights) if len(hold_t) else float("nan")
+        last_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if not len(hold_t) or hold_loss < best_loss:
+            best_loss, best_state, meta["best_epoch"] = hold_loss, last_state, epoch + 1
         seconds = time.perf_counter() - t_epoch
         meta["epoch"] = epoch + 1
-        meta["history"].append({"epoch": epoch + 1, "loss": loss, "accuracy": acc, "seconds": seconds})
-        state = {prefix + k: v for k, v in module.state_dict().items()}
+        meta["history"].append(
+            {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "held_out_loss": hold_loss, "seconds": seconds}
+        )
         try:
-            save_checkpoint(out, state, meta, optimizer)
+            save_checkpoint(out, _tensors(prefix, last_state, best_state), meta, optimizer)
         except KeyboardInterrupt:
             raise TrainingInterrupted(out, epoch + 1) from None
         if progress:
-            _log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, accuracy {acc:.1%}, {seconds:.1f} s -> {out}")
-    return TrainSummary(out, cfg.epochs - start, meta["history"], len(labels), encode_seconds, time.perf_counter() - t0)
+            _log(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, accuracy {acc:.1%}, held-out loss "
+                f"{hold_loss:.4f}, {seconds:.1f} s -> {out}"
+            )
+    if best_state:
+        module.load_state_dict(best_state)
+    if cfg.what == "strategy2" and cfg.calibrate and len(hold_t):
+        with torch.no_grad():
+            logits = torch.cat([logits_of(x).cpu() for x in hold_x.split(1024)])
+        meta["temperature"] = fit_temperature(logits, hold_t)
+        if progress:
+            _log(f"zsseg: best epoch {meta['best_epoch']}, temperature {meta['temperature']:.3f} (held-out regions)")
+        save_checkpoint(out, _tensors(prefix, last_state, best_state), meta, None)
+    return TrainSummary(
+        out, max(0, int(meta["epoch"]) - start), meta["history"], len(train_t) + len(hold_t), encode_seconds,
+        time.perf_counter() - t0, int(meta["best_epoch"]), float(meta["temperature"]),
+    )  # fmt: skip
+
+
+def _tensors(prefix: str, state: dict[str, torch.Tensor], best: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoint tensors: the last epoch's state (for ``--resume``) and ``best.``, the best held-out epoch's
+    (what inference loads)."""
+    return {**{prefix + k: v for k, v in state.items()}, **{f"best.{prefix}{k}": v for k, v in best.items()}}
+
+
+def _collect(
+    cfg: TrainConfig,
+    tower: ImageTower,
+    dataset: SegDataset,
+    ids: list[int],
+    proposer: MaskProposer | None,
+    n_images: int,
+    split: str,
+    cache: bool,
+    progress: bool,
+) -> RegionBank:
+    """The training regions of the first ``n_images`` images, their features and soft targets, from the
+    feature cache (``$ZSSEG_CACHE/train``) when it has them."""
+    backend = tower.backend
+    kind = "dense" if cfg.features == "dense" else tower.trunk_kind
+    key: list[object] = [
+        CACHE_VERSION, backend.name, _weights_digest(tower), kind, cfg.dense_size, dataset.info.name, split,
+        [s.id for s in dataset.samples[:n_images]], ids, asdict(cfg.regions), cfg.flip, cfg.targets,
+        _proposer_key(proposer), backend.input_size,
+    ]  # fmt: skip
+    cache_file = features_cache_path(key) if cache and kind != "pixels" else None
+    regions = iter_regions(dataset, ids, cfg.regions, proposer, n_images, cfg.targets)
+    if cfg.features == "dense":
+        from zsseg.classify.region import build_dense_encoder
+
+        encoder = build_dense_encoder(backend, cfg.dense_size)
+        return load_or_encode(
+            cache_file, lambda: pool_bank(regions, encoder.features, total=n_images, flip=cfg.flip, progress=progress)
+        )
+    store = torch.float32 if kind == "pool" else torch.float16
+    crop = (backend.input_size, backend.mean, backend.std)
+    encode = tower.pool if cfg.what == "prompts" else tower.trunk
+    return load_or_encode(
+        cache_file,
+        lambda: encode_regions(regions, encode, crop, total=n_images, flip=cfg.flip, dtype=store, progress=progress),
+    )
+
+
+def _proposer_key(proposer: MaskProposer | None) -> object:
+    """The proposer's name and plain settings, for the feature cache's key (None: ground truth only)."""
+    if proposer is None:
+        return None
+    plain = (bool, int, float, str, type(None))
+    settings = sorted((k, v) for k, v in vars(proposer).items() if isinstance(v, plain) and not k.startswith("_"))
+    return [getattr(proposer, "name", type(proposer).__name__), settings]
 
 
 def _weights_digest(tower: torch.nn.Module) -> str:
