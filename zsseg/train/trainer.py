@@ -23,13 +23,14 @@ from zsseg.classify.region import RegionClassifier
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
 from zsseg.proposals.base import MaskProposer
-from zsseg.train.bank import TARGET_MODES, RegionBank, holdout_images, pool_bank
+from zsseg.train.bank import TARGET_MODES, holdout_images
 from zsseg.train.checkpoint import FORMAT, WHATS, load_optimizer_state, read_checkpoint, save_checkpoint
+from zsseg.train.collect import collect_bank
 from zsseg.train.ensemble import DEFAULT_LAMBDA
 from zsseg.train.fit import fit_temperature, held_out_loss
 from zsseg.train.fit import run_epoch as _run_epoch
-from zsseg.train.regions import RegionOptions, encode_regions, features_cache_path, iter_regions, load_or_encode
-from zsseg.train.towers import TRAIN_MODES, ImageTower, TrainMode
+from zsseg.train.regions import RegionOptions
+from zsseg.train.towers import TRAIN_MODES, TrainMode
 
 if TYPE_CHECKING:
     from zsseg.train.self_training import PseudoLabeller
@@ -40,7 +41,6 @@ DEFAULTS: dict[str, tuple[int, float, int, float]] = {
     "strategy2": (30, 1e-3, 64, 1e-4),
     "prompts": (10, 2e-3, 64, 0.0),
 }
-CACHE_VERSION = 2
 FEATURE_MODES: tuple[str, ...] = ("auto", "dense", "crops")
 
 
@@ -306,7 +306,7 @@ def train(
     n_images = len(dataset.samples) if limit is None else min(limit, len(dataset.samples))
     t0 = time.perf_counter()
     try:
-        bank = _collect(cfg, tower, dataset, ids, proposer, n_images, split, cache, progress)
+        bank = collect_bank(cfg, tower, dataset, ids, proposer, n_images, split, cache, progress)
     except KeyboardInterrupt:
         raise TrainingInterrupted(out, int(meta["epoch"])) from None
     encode_seconds = time.perf_counter() - t0
@@ -400,63 +400,3 @@ def _tensors(prefix: str, state: dict[str, torch.Tensor], best: dict[str, torch.
     """Checkpoint tensors: the last epoch's state (for ``--resume``) and ``best.``, the best held-out epoch's
     (what inference loads)."""
     return {**{prefix + k: v for k, v in state.items()}, **{f"best.{prefix}{k}": v for k, v in best.items()}}
-
-
-def _collect(
-    cfg: TrainConfig,
-    tower: ImageTower,
-    dataset: SegDataset,
-    ids: list[int],
-    proposer: MaskProposer | None,
-    n_images: int,
-    split: str,
-    cache: bool,
-    progress: bool,
-) -> RegionBank:
-    """The training regions of the first ``n_images`` images, their features and soft targets, from the
-    feature cache (``$ZSSEG_CACHE/train``) when it has them."""
-    backend = tower.backend
-    kind = "dense" if cfg.features == "dense" else tower.trunk_kind
-    key: list[object] = [
-        CACHE_VERSION, backend.name, _weights_digest(tower), kind, cfg.dense_size, dataset.info.name, split,
-        [s.id for s in dataset.samples[:n_images]], ids, asdict(cfg.regions), cfg.flip, cfg.targets,
-        _proposer_key(proposer), backend.input_size,
-    ]  # fmt: skip
-    cache_file = features_cache_path(key) if cache and kind != "pixels" else None
-    regions = iter_regions(dataset, ids, cfg.regions, proposer, n_images, cfg.targets)
-    if cfg.features == "dense":
-        from zsseg.classify.region import build_dense_encoder
-
-        encoder = build_dense_encoder(backend, cfg.dense_size)
-        return load_or_encode(
-            cache_file, lambda: pool_bank(regions, encoder.features, total=n_images, flip=cfg.flip, progress=progress)
-        )
-    store = torch.float32 if kind == "pool" else torch.float16
-    crop = (backend.input_size, backend.mean, backend.std)
-    encode = tower.pool if cfg.what == "prompts" else tower.trunk
-    return load_or_encode(
-        cache_file,
-        lambda: encode_regions(regions, encode, crop, total=n_images, flip=cfg.flip, dtype=store, progress=progress),
-    )
-
-
-def _proposer_key(proposer: MaskProposer | None) -> object:
-    """The proposer's name and plain settings, for the feature cache's key (None: ground truth only)."""
-    if proposer is None:
-        return None
-    plain = (bool, int, float, str, type(None))
-    settings = sorted((k, v) for k, v in vars(proposer).items() if isinstance(v, plain) and not k.startswith("_"))
-    return [getattr(proposer, "name", type(proposer).__name__), settings]
-
-
-def _weights_digest(tower: torch.nn.Module) -> str:
-    """Cheap fingerprint of the frozen network (so a cache never serves another model's features)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    frozen = tower.backend  # type: ignore[attr-defined]
-    modules = [m for m in (frozen, getattr(frozen, "model", None)) if isinstance(m, torch.nn.Module)]
-    for m in modules:
-        for p in list(m.parameters())[:6] + list(m.parameters())[-6:]:
-            h.update(p.detach().float().flatten()[:512].cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
