@@ -24,6 +24,9 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from zsseg.classify.backends.conse import ConseBackend
 
+DEFAULT_DENSE_SIZE = 448
+"""Long side of the image in the dense pass when none is given (chosen on VOC val, ``docs/results.md`` §9)."""
+
 
 @runtime_checkable
 class DenseRegionEncoder(Protocol):
@@ -145,7 +148,7 @@ class ConseDenseEncoder:
         size: long side of the image as the network sees it (aspect kept, sides multiples of 32).
     """
 
-    def __init__(self, backend: ConseBackend, size: int = 448) -> None:
+    def __init__(self, backend: ConseBackend, size: int = DEFAULT_DENSE_SIZE) -> None:
         if size < 32:
             raise ValueError(f"dense size must be at least 32 pixels, got {size}")
         self.backend = backend

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg.classify.dense import dense_input, mask_grid_weights, pool_features
+from zsseg.classify.dense import DEFAULT_DENSE_SIZE, dense_input, mask_grid_weights, pool_features
 
 
 def _tower(model: nn.Module) -> Any:
@@ -138,7 +138,7 @@ class ClipDenseEncoder:
         model: nn.Module,
         mean: tuple[float, float, float],
         std: tuple[float, float, float],
-        size: int = 448,
+        size: int = DEFAULT_DENSE_SIZE,
         mask_layers: int = 3,
         chunk: int = 64,
     ) -> None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from zsseg.classify.backends.base import VisionLanguageBackend
-from zsseg.classify.dense import DenseRegionEncoder
+from zsseg.classify.dense import DEFAULT_DENSE_SIZE, DenseRegionEncoder
 from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
 from zsseg.errors import ZsSegError
 
@@ -77,13 +77,14 @@ def build_dense_encoder(backend: VisionLanguageBackend, size: int | None = None)
     if not supports_dense(backend):
         raise ZsSegError(f"model {backend.name} has no dense region features: use --regions crops")
     if isinstance(backend, ConseBackend):
-        return ConseDenseEncoder(backend, size=size or 448)
+        return ConseDenseEncoder(backend, size=size or DEFAULT_DENSE_SIZE)
     assert isinstance(backend, ClipBackend)
     from zsseg.classify.dense_clip import ClipDenseEncoder
 
     blocks = getattr(getattr(getattr(backend.model, "visual", None), "transformer", None), "resblocks", ())
     mask_layers = min(3, len(blocks)) if len(blocks) else 3  # the last 3 blocks, or all of a shallower ViT
-    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size or 448, mask_layers=mask_layers)
+    size = size or DEFAULT_DENSE_SIZE
+    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size, mask_layers=mask_layers)
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:

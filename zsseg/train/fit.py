@@ -90,6 +90,14 @@ def run_epoch(
 
 
 @torch.no_grad()
+def batched_logits(
+    logits_of: Callable[[torch.Tensor], torch.Tensor], feats: torch.Tensor, batch_size: int = 1024
+) -> torch.Tensor:
+    """``logits_of`` over all of ``feats`` (M, ...) in batches, without gradients: float32 (M, C) on the CPU."""
+    return torch.cat([logits_of(feats[i : i + batch_size]).float().cpu() for i in range(0, len(feats), batch_size)])
+
+
+@torch.no_grad()
 def held_out_loss(
     logits_of: Callable[[torch.Tensor], torch.Tensor],
     feats: torch.Tensor,
@@ -100,8 +108,7 @@ def held_out_loss(
     """:func:`soft_cross_entropy` over all of ``feats`` / ``targets`` (in batches), as a float."""
     if len(targets) == 0:
         return float("nan")
-    logits = torch.cat([logits_of(feats[i : i + batch_size]).float().cpu() for i in range(0, len(feats), batch_size)])
-    return float(soft_cross_entropy(logits, targets, weights))
+    return float(soft_cross_entropy(batched_logits(logits_of, feats, batch_size), targets, weights))
 
 
 @torch.no_grad()

@@ -44,6 +44,14 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_FRACTION = 0.1
 
 
+def check_knobs(threshold: float, fraction: float) -> None:
+    """Raise ZsSegError unless ``threshold`` and ``fraction`` are both in (0, 1]."""
+    if not 0.0 < threshold <= 1.0:
+        raise ZsSegError(f"--threshold must be in (0, 1], got {threshold}: e.g. --threshold 0.5")
+    if not 0.0 < fraction <= 1.0:
+        raise ZsSegError(f"--pseudo-fraction must be in (0, 1], got {fraction}: e.g. --pseudo-fraction 0.1")
+
+
 @dataclass
 class PseudoLabeller:
     """Moves confident unseen predictions into the targets of a :class:`RegionBank` (see the module docstring).
@@ -64,10 +72,7 @@ class PseudoLabeller:
     counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold <= 1.0:
-            raise ZsSegError(f"--threshold must be in (0, 1], got {self.threshold}: e.g. --threshold 0.5")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ZsSegError(f"--pseudo-fraction must be in (0, 1], got {self.fraction}: e.g. --pseudo-fraction 0.1")
+        check_knobs(self.threshold, self.fraction)
 
     @property
     def names(self) -> list[str]:
@@ -168,13 +173,13 @@ def self_train(
         raise ZsSegError("self-training pseudo-labels proposals: pass --proposals (e.g. auto), not none")
     if rounds < 1:
         raise ZsSegError(f"--rounds must be at least 1, got {rounds}")
-    PseudoLabeller(out, backend, unseen=(), threshold=threshold, fraction=fraction)  # checks both knobs
+    check_knobs(threshold, fraction)
     cfg = replace(config or TrainConfig(), what="strategy2")
-    if cfg.resolved(backend).features != "dense":
-        raise ZsSegError("self-training reuses the pooled region features of every round: use --features dense")
-    unseen = [info.prompt_names[i] for i in info.unseen_ids]
     done = cfg.resolved(backend)
+    if done.features != "dense":
+        raise ZsSegError("self-training reuses the pooled region features of every round: use --features dense")
     assert done.epochs is not None
+    unseen = [info.prompt_names[i] for i in info.unseen_ids]
     summaries: list[TrainSummary] = []
     common: dict[str, Any] = {"split": split, "seen_only": True, "proposer": proposer, "limit": limit,
                               "cache": cache, "progress": progress}  # fmt: skip

@@ -27,7 +27,7 @@ from zsseg.train.bank import TARGET_MODES, holdout_images
 from zsseg.train.checkpoint import FORMAT, WHATS, load_optimizer_state, read_checkpoint, save_checkpoint
 from zsseg.train.collect import collect_bank
 from zsseg.train.ensemble import DEFAULT_LAMBDA
-from zsseg.train.fit import fit_temperature, held_out_loss
+from zsseg.train.fit import batched_logits, fit_temperature, held_out_loss
 from zsseg.train.fit import run_epoch as _run_epoch
 from zsseg.train.regions import RegionOptions
 from zsseg.train.towers import TRAIN_MODES, TrainMode
@@ -109,6 +109,7 @@ class TrainConfig:
             raise ZsSegError(f"unknown --features {self.features!r}: use one of {', '.join(FEATURE_MODES)}")
         if self.targets not in TARGET_MODES:
             raise ZsSegError(f"unknown --targets {self.targets!r}: use one of {', '.join(TARGET_MODES)}")
+        from zsseg.classify.dense import DEFAULT_DENSE_SIZE
         from zsseg.classify.region import supports_dense
 
         dense_ok = self.what == "prompts" or self.train == "projection"
@@ -136,7 +137,7 @@ class TrainConfig:
             batch_size=batch_size if self.batch_size is None else self.batch_size,
             weight_decay=wd if self.weight_decay is None else self.weight_decay,
             logit_scale=backend.logit_scale if self.logit_scale is None else self.logit_scale,
-            dense_size=(self.dense_size or 448) if features == "dense" else self.dense_size,
+            dense_size=(self.dense_size or DEFAULT_DENSE_SIZE) if features == "dense" else self.dense_size,
         )
         if out.epochs is None or out.epochs < 1 or out.batch_size is None or out.batch_size < 1:
             raise ZsSegError("--epochs and --batch-size must be at least 1")
@@ -384,9 +385,7 @@ def train(
     if best_state:
         module.load_state_dict(best_state)
     if cfg.what == "strategy2" and cfg.calibrate and len(hold_t):
-        with torch.no_grad():
-            logits = torch.cat([logits_of(x).cpu() for x in hold_x.split(1024)])
-        meta["temperature"] = fit_temperature(logits, hold_t)
+        meta["temperature"] = fit_temperature(batched_logits(logits_of, hold_x), hold_t)
         if progress:
             _log(f"zsseg: best epoch {meta['best_epoch']}, temperature {meta['temperature']:.3f} (held-out regions)")
         save_checkpoint(out, _tensors(prefix, last_state, best_state), meta, None)
