@@ -190,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runners: dict[str, Callable[[argparse.Namespace], int]] = {"segment": run_segment, "proposals": run_proposals}
     runner = runners.get(args.command) or args.run
     from zsseg.io import sigterm_as_interrupt
+    from zsseg.malloc import tune_malloc
+
+    tune_malloc()  # reuse activation memory across forward passes instead of page-faulting it in each time
     from zsseg.validate import validate_namespace
 
     try:

@@ -55,8 +55,10 @@ class BatchSegmenter:
     def __init__(self, spec: WorkerSpec, worker: str | None = None, device: str | None = None) -> None:
         import torch
 
+        from zsseg.malloc import tune_malloc
         from zsseg.pipeline import load
 
+        tune_malloc()  # a spawned process or Ray actor does not run the CLI's start-up
         if spec.threads:
             torch.set_num_threads(spec.threads)
         self.spec = spec
