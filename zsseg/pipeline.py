@@ -216,7 +216,8 @@ def load(
             most ambiguous quarter) or ``auto`` (dense for ConSE, hybrid for CLIP; crops without a dense pass); see
             :mod:`zsseg.classify.region`.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the vision-language encoders and SAM-family
-            proposals (:mod:`zsseg.precision`; ``auto``: bf16 on CPUs with AMX, fp16 on CUDA, else fp32).
+            proposals (:mod:`zsseg.precision`; ``auto``: fp16 on CUDA; on CPUs with AMX or AVX512-BF16, bf16
+            for CLIP and fp32 for ConSE and SAM proposals, whose accuracy bf16 measurably moved; else fp32).
         dense_size: long side of the image in the dense pass (None: the backend's default, 448).
         templates: prompt template set (``single``, ``vild``, ``imagenet``) or explicit templates.
         batch_size: crops per image-encoder forward pass.

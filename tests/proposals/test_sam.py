@@ -73,6 +73,10 @@ def test_fast_decoder_matches_sam_decoder(model: Sam) -> None:
     assert masks.shape == ref_masks.shape == (5, 4, 16, 16) and masks.dtype == torch.float32
     torch.testing.assert_close(iou, ref_iou, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(masks, ref_masks, atol=1e-3, rtol=1e-4)
+    for extent in ((9, 16), (16, 5), (1, 1)):  # only the tokens under the extent are upscaled: same values
+        part = sam_amg.upscale_masks(model.mask_decoder, ctx, src, hyper, extent=extent)
+        assert part.shape == (5, 4, *extent)
+        torch.testing.assert_close(part, masks[:, :, : extent[0], : extent[1]], atol=1e-6, rtol=1e-6)
 
     ctx16 = sam_amg.prepare_image(model, embedding, torch.bfloat16)
     iou16, hyper16, src16 = sam_amg.decode_prompts(model.mask_decoder, ctx16, sparse)
@@ -125,6 +129,13 @@ def test_proposer_contract(model: Sam, knobs: dict[str, Any], monkeypatch: pytes
     assert len(strict(image)) == 0 and strict(image).image_size == (50, 70)
     with pytest.raises(ValueError, match="uint8"):
         proposer(image.astype(np.float32))
+
+
+def test_auto_precision_keeps_proposals_fp32_on_cpu(model: Sam, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: True)  # a CPU where auto means bf16
+    assert SamProposer(model, precision="auto").precision == "fp32"  # bf16 moved VOC mIoU by -0.6: opt-in only
+    assert SamProposer(model, precision="bf16").precision == "bf16"
+    assert SamProposer(model, precision="fp32").precision == "fp32"
 
 
 def test_knob_errors(model: Sam) -> None:

@@ -93,10 +93,12 @@ class SamProposer:
         max_proposals: keep at most this many masks (the highest-scoring after NMS); 0 keeps all.
         points_batch_size: point prompts per decoder batch (4 keeps each batch's image tensors under glibc's
             32 MiB mmap threshold on CPU, which avoids page faults; larger batches suit a GPU).
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`; ``auto`` is bf16 on CPUs
-            with AMX or AVX512-BF16, fp16 on CUDA, fp32 elsewhere): the image encoder's weights are cast to it,
-            and the decoder's per-prompt image tensors use it (prompt tokens and the IoU head stay float32).
-            bf16 with native support: encoder 2.2-2.4x, decoder ~1.6x faster; masks differ slightly.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the image encoder's weights
+            are cast to it, and the decoder's per-prompt image tensors use it (prompt tokens and the IoU head stay
+            float32). ``auto`` is fp16 on CUDA and **fp32 on CPUs**: bf16 proposals were 1.5x faster on an
+            AVX512-BF16 CPU but moved the pipeline's VOC mIoU by -0.6 on 200 val and on 120 train images, past
+            the 0.5 the fast path allows (bf16 in the encoder or in the decoder alone flips as many masks), so
+            bf16 is opt-in (``docs/results.md`` §9).
         num_threads: torch intra-op threads while proposing; 0 leaves torch's setting unchanged.
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
@@ -136,7 +138,8 @@ class SamProposer:
         if precision not in PRECISIONS:
             raise ZsSegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
-        self._dtype = resolve_precision(precision, self.device)
+        cpu_auto = precision == "auto" and self.device.type == "cpu"
+        self._dtype = torch.float32 if cpu_auto else resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.model.image_encoder.to(self._dtype)
         self.points_per_side = points_per_side
@@ -227,8 +230,8 @@ class SamProposer:
             rows = ok.any(1)
             if not bool(rows.any()):
                 continue
-            logits = sam_amg.upscale_masks(self._decoder, ctx, src[rows], hyper[rows])
-            logits = logits[:, :, :ch, :cw][ok[rows]].cpu()  # (m, ch, cw)
+            logits = sam_amg.upscale_masks(self._decoder, ctx, src[rows], hyper[rows], extent=(ch, cw))
+            logits = logits[ok[rows]].cpu()  # (m, ch, cw)
             stable = stability_score(logits[:, :lh, :lw], self.mask_threshold, self.stability_score_offset)
             good = stable >= self.stability_score_thresh  # scores lie in [0, 1]
             all_logits.append(logits[good])

@@ -225,7 +225,9 @@ def _pixel_linear(conv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
     return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1), bias.repeat(4)
 
 
-def upscale_masks(decoder: Any, ctx: ImageContext, src: Tensor, hyper: Tensor) -> Tensor:
+def upscale_masks(
+    decoder: Any, ctx: ImageContext, src: Tensor, hyper: Tensor, extent: tuple[int, int] | None = None
+) -> Tensor:
     """Low-resolution mask logits from :func:`decode_prompts` outputs.
 
     SAM's ``output_upscaling`` (2x2 stride-2 transposed convolution, LayerNorm2d, activation, transposed
@@ -237,13 +239,22 @@ def upscale_masks(decoder: Any, ctx: ImageContext, src: Tensor, hyper: Tensor) -
         ctx: the image's :class:`ImageContext`.
         src: (B, N, C) updated image tokens (float32 or bfloat16: the products run in that dtype).
         hyper: (B, K, C/8) hypernetwork weights of the K masks wanted per prompt.
+        extent: (rows, cols) of the low-res logits wanted, from the top left; None: all. Every upscaling
+            step is per token, so only the tokens under that extent are upscaled (a padded landscape image
+            skips its padding rows), with the same values.
 
     Returns:
-        float32 (B, K, 4h, 4w) mask logits (256x256 for SAM), as ``MaskDecoder`` returns them.
+        float32 (B, K, 4h, 4w) mask logits (256x256 for SAM), as ``MaskDecoder`` returns them, or
+        (B, K, rows, cols) with ``extent``.
     """
     conv1, norm, act1, conv2, act2 = decoder.output_upscaling
-    b, n, _ = src.shape
     hh, ww = ctx.size
+    if extent is not None:
+        gh, gw = min(-(-extent[0] // 4), hh), min(-(-extent[1] // 4), ww)
+        if (gh, gw) != (hh, ww):
+            src = src.view(src.shape[0], hh, ww, -1)[:, :gh, :gw].reshape(src.shape[0], gh * gw, -1)
+            hh, ww = gh, gw
+    b, n, _ = src.shape
     dt = src.dtype
     w1, b1 = (t.to(dt) for t in _pixel_linear(conv1))
     w2, b2 = (t.to(dt) for t in _pixel_linear(conv2))
@@ -253,7 +264,8 @@ def upscale_masks(decoder: Any, ctx: ImageContext, src: Tensor, hyper: Tensor) -
     x = act2(torch.addmm(b2, x, w2)).view(b, n * 16, c2)  # rows: (y, x, dy, dx, ey, ex)
     m = torch.bmm(x, hyper.transpose(1, 2).to(dt))  # (B, N*16, K)
     m = m.view(b, hh, ww, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    return m.reshape(b, k, 4 * hh, 4 * ww).float()
+    m = m.reshape(b, k, 4 * hh, 4 * ww)
+    return (m if extent is None else m[:, :, : extent[0], : extent[1]]).float()
 
 
 def reference_decode(model: Any, embedding: Tensor, sparse: Tensor, dense: Tensor) -> tuple[Tensor, Tensor]:
