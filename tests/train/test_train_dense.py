@@ -91,7 +91,12 @@ def test_self_training_adds_pseudo_labelled_unseen_classes(tiny_clip, voc_root: 
     assert meta0["vocabulary"] == meta["seen"] and meta["vocabulary"] == [*meta["seen"], *unseen]
     assert meta["pseudo"]["threshold"] == 0.05 and set(meta["pseudo"]["regions"]) == set(unseen)
     assert sum(meta["pseudo"]["regions"].values()) > 0
-    assert isinstance(build_classifier(tiny_clip, classifier=out, regions="dense"), EnsembleClassifier)
+    ensemble = build_classifier(tiny_clip, classifier=out, regions="dense")
+    assert isinstance(ensemble, EnsembleClassifier)  # the pseudo-labelled classes are weighed as seen
+    pseudo = {name for name, n in meta["pseudo"]["regions"].items() if n > 0}
+    assert ensemble.seen == frozenset(meta["seen"]) | pseudo
+    round0 = build_classifier(tiny_clip, classifier=round_path(out, 0), regions="dense")
+    assert round0.seen == frozenset(meta["seen"])
     again = self_train(tiny_clip, dataset, out, cfg, rounds=1, threshold=0.05, proposer=quadrants(), resume=True,
                        progress=False)  # fmt: skip
     assert again == []  # every round finished: nothing to do

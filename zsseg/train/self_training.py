@@ -16,7 +16,9 @@ them into "unlabelled"), so a proposal's "no object" share is exactly its unlabe
    treats only the ground-truth classes as "seen").
 
 Each round is an ordinary ``zsseg train`` checkpoint (``NAME.round<r>.safetensors``, resumable), and the last
-round is copied to ``NAME.safetensors``.
+round is copied to ``NAME.safetensors``. At inference, the ensemble of a self-trained checkpoint weighs the
+pseudo-labelled classes as seen (:func:`zsseg.train.checkpoint.ensemble_seen`); the pseudo-labeller of the next
+round keeps weighing them as unseen, as the measured variants did.
 """
 
 from __future__ import annotations
