@@ -26,14 +26,20 @@ from typing import Any
 from pipeline_speed import CLASSES, images  # the same images and vocabulary as the per-stage benchmark
 
 CLIP_FILE = Path("out/cache/clip-ViT-B-16-random.pt")
-# (model, proposals, regions, precision, proposal knobs); the first row of each model x proposals is the reference
+# (model, proposals, regions, precision, knobs); the first row of each model x proposals is the reference: the
+# pipeline before the fast path (crops, fp32, glibc's default malloc). Knobs are proposal options, except "malloc":
+# every other row runs with zsseg.malloc.tune_malloc(), as the CLI does.
+DEFAULT_MALLOC = {"malloc": "default"}
 CONFIGS: list[tuple[str, str, str, str, dict[str, Any]]] = []
 for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16"):
     for _props in ("mobilesam", "selective-search"):
-        CONFIGS += [(_model, _props, r, p, {}) for r, p in (("crops", "fp32"), ("dense", "fp32"), ("dense", "bf16"))]
-        CONFIGS.append((_model, _props, "hybrid", "fp32", {}))
-        if _props == "mobilesam":
-            CONFIGS.append((_model, _props, "dense", "fp32", {"image_size": 512}))
+        CONFIGS += [(_model, _props, "crops", "fp32", DEFAULT_MALLOC), (_model, _props, "crops", "fp32", {})]
+        CONFIGS += [(_model, _props, r, p, {}) for r, p in (("dense", "fp32"), ("dense", "bf16"), ("hybrid", "fp32"))]
+        CONFIGS.append((_model, _props, "auto", "auto", DEFAULT_MALLOC))
+        CONFIGS.append((_model, _props, "auto", "auto", {}))  # what `zsseg segment` runs by default
+        if _props == "mobilesam":  # the speed knobs: bf16 proposals, MobileSAM at 768 px
+            CONFIGS.append((_model, _props, "auto", "bf16", {}))
+            CONFIGS.append((_model, _props, "auto", "bf16", {"image_size": 768}))
 
 
 def clip_checkpoint() -> str:
@@ -50,9 +56,14 @@ def clip_checkpoint() -> str:
 
 def worker(config: tuple[str, str, str, str, dict[str, Any]], conn: Connection) -> None:
     """Load one configuration, then segment every path received until ``None``; reply stage seconds."""
+    model, proposals, regions, precision, knobs = config
+    knobs = dict(knobs)
+    if knobs.pop("malloc", "tuned") == "tuned":
+        from zsseg.malloc import tune_malloc
+
+        tune_malloc()
     import zsseg
 
-    model, proposals, regions, precision, knobs = config
     if model.startswith("clip-random:"):
         model = f"clip:{model.split(':', 1)[1]}/{clip_checkpoint()}"
     seg = zsseg.load(model, proposals, regions=regions, precision=precision, proposal_options=knobs)
@@ -112,24 +123,29 @@ def main() -> None:
     n = len(paths)
     print(f"\n{n} image(s) per row (astronaut 512x512 + VOC val), seconds per image, interleaved; 2-core CPU\n")
     print(
-        "| model | proposals | regions | precision | proposals/img | proposals s | classify s | assemble s | total s "
-        "| speed-up | peak RSS MB | VOC-20 mIoU |"
+        "| model | proposals | regions | precision | malloc | proposals/img | proposals s | classify s | assemble s "
+        "| total s | speed-up | peak RSS MB | VOC-20 mIoU |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     reference: dict[tuple[str, str], float] = {}
     for i, (config, _, _) in enumerate(workers):
         model, props, regions, precision, _ = config
         s = {k: v / n for k, v in sums[i].items()}
         reference.setdefault((model, props), s["total"])
         ran = finals[i].get("precision", precision)
-        variant = (
-            "crops" if regions == "crops" else f"{regions} 448" if regions == "dense" else "hybrid 448, 25% cropped"
-        )
-        same_proposals = not config[4]  # region_modes.py scored MobileSAM at its default size only
+        if finals[i].get("proposals_precision", ran) != ran:
+            ran = f"{ran}, SAM {finals[i]['proposals_precision']}"
+        ran_regions = finals[i].get("regions", regions)
+        variant = {"crops": "crops", "dense": "dense 448", "hybrid": "hybrid 448, 25% cropped"}[ran_regions]
+        knobs = dict(config[4])
+        malloc = knobs.pop("malloc", "tuned")
+        size = f" ({knobs['image_size']} px)" if "image_size" in knobs else ""
+        same_proposals = not knobs and precision == "fp32"  # region_modes.py scored fp32 MobileSAM at 1024
         score = miou.get((props, variant)) if model.startswith("conse") and same_proposals else None
         print(
-            f"| {model} | {props}{' (512 px)' if config[4] else ''} | {regions} | {precision}"
-            f"{f' (ran {ran})' if ran != precision else ''} | {s['n']:.0f} | {s['proposals']:.2f} | "
+            f"| {model} | {props}{size} | {regions}"
+            f"{f' (ran {ran_regions})' if ran_regions != regions else ''} | {precision}"
+            f"{f' (ran {ran})' if ran != precision else ''} | {malloc} | {s['n']:.0f} | {s['proposals']:.2f} | "
             f"{s['classify']:.2f} | {s['assemble']:.2f} | {s['total']:.2f} | "
             f"{reference[(model, props)] / s['total']:.1f}x | {finals[i]['peak_rss_mb']:.0f} | "
             f"{'' if score is None else f'{score:.1f}'} |"

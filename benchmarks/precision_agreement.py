@@ -4,9 +4,9 @@ encoder and decoder in bf16) and the ConSE pipeline's label maps (ConSE itself s
 The CPU is declared bf16-capable even where it is not (where ``auto`` would pick fp32), so the numerics can be
 checked anywhere; only the speed needs AMX. For every image: MobileSAM's bf16 masks matched to the
 fp32 masks (mean over fp32 masks of the best IoU), and the share of pixels where the whole pipeline's label maps
-(ConSE dense, the same proposals) agree.
+(ConSE dense, the same proposals) agree, and both runs' VOC-20 mIoU (15/5 split).
 
-    python benchmarks/precision_agreement.py --images 10
+    python benchmarks/precision_agreement.py --images 200
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ def best_iou(reference: np.ndarray, other: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--per-image", action="store_true", help="one row per image, then the summary")
     args = parser.parse_args()
 
     import zsseg
     from zsseg import precision
     from zsseg.data import load_dataset
+    from zsseg.eval import SemSegEvaluator
 
     precision.cpu_has_fast_bfloat16 = lambda: True  # type: ignore[assignment]  # force bf16 on any CPU
     dataset = load_dataset("voc20", DATA, "val")
@@ -48,19 +50,33 @@ def main() -> None:
     runs = {
         p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", precision=p) for p in ("fp32", "auto")
     }
-    print("| image | proposals fp32 / bf16 | mask best IoU | label agreement |")
-    print("|---|---|---|---|")
+    info = dataset.info
+    evals = {p: SemSegEvaluator(info.num_classes, info.classes, info.ignore_index, info.unseen_ids) for p in runs}
+    if args.per_image:
+        print("| image | proposals fp32 / bf16 | mask best IoU | label agreement |\n|---|---|---|---|")
     ious, agree = [], []
     for sample in dataset.samples[: args.images]:
-        image = dataset.load_image(sample)
+        image, label = dataset.load_image(sample), dataset.load_label(sample)
         out = {p: seg.segment(image, vocab) for p, seg in runs.items()}
+        for p, result in out.items():
+            evals[p].process(result.label_map, label)
         iou = best_iou(out["fp32"].proposals.masks, out["auto"].proposals.masks)
         same = float((out["fp32"].label_map == out["auto"].label_map).mean())
         ious.append(iou)
         agree.append(same)
-        n32, n16 = len(out["fp32"].proposals), len(out["auto"].proposals)
-        print(f"| {sample.id} | {n32} / {n16} | {iou:.3f} | {100 * same:.1f}% |", flush=True)
-    print(f"| mean | | {np.mean(ious):.3f} | {100 * np.mean(agree):.1f}% |")
+        if args.per_image:
+            n32, n16 = len(out["fp32"].proposals), len(out["auto"].proposals)
+            print(f"| {sample.id} | {n32} / {n16} | {iou:.3f} | {100 * same:.1f}% |", flush=True)
+    res = {p: e.evaluate() for p, e in evals.items()}
+    a = np.array(agree)
+    print(f"\n{len(agree)} VOC val images; auto = MobileSAM in bf16, ConSE in fp32\n")
+    print("| | fp32 | auto (bf16 SAM) |\n|---|---|---|")
+    for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"):
+        print(f"| {key} | {res['fp32'][key]:.1f} | {res['auto'][key]:.1f} |")
+    print(f"| mask best IoU, mean over images | | {np.mean(ious):.3f} |")
+    print(f"| label agreement: pixels, mean over images | | {100 * a.mean():.1f}% |")
+    share = f"{100 * np.median(a):.1f}% / {100 * (a >= 0.99).mean():.0f}%"
+    print(f"| label agreement: median image / images >= 99% | | {share} |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from proposal_cache import cached_proposals
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VARIANTS = {
@@ -40,25 +41,6 @@ class CachedProposer:
 
     def __call__(self, image: np.ndarray) -> object:
         return self.current
-
-
-def cached_proposals(generator: str, dataset: object, samples: list, cache: Path) -> dict[str, object]:
-    """Proposals of every sample, from ``cache/<generator>/<id>.npz`` or computed (and cached) now."""
-    from zsseg.proposals import Proposals, build_proposer
-
-    folder = cache / generator
-    folder.mkdir(parents=True, exist_ok=True)
-    proposer = None
-    out: dict[str, object] = {}
-    for s in samples:
-        path = folder / f"{s.id}.npz"
-        if not path.is_file():
-            proposer = proposer or build_proposer(generator)
-            props = proposer(dataset.load_image(s))  # type: ignore[attr-defined]
-            np.savez_compressed(path, masks=props.masks, scores=props.scores)
-        with np.load(path) as z:
-            out[s.id] = Proposals(z["masks"], z["scores"])
-    return out
 
 
 def main() -> None:

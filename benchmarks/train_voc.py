@@ -9,8 +9,8 @@ produces (MobileSAM proposals, dense region features), then scores ``voc20`` val
 - end to end: each method as the pipeline's region classifier (``zsseg.Segmenter`` with the same proposals);
 - with ground-truth masks as regions (one per class present), which isolates the region classifier.
 
-Proposals are computed once per image and cached under ``--proposal-cache/<generator>/<image id>.npz`` (the
-cache of ``benchmarks/region_modes.py``), so reruns and every method see identical regions. Nothing is chosen
+Proposals are computed once per image and cached under ``--proposal-cache`` (``benchmarks/proposal_cache.py``,
+shared with ``benchmarks/region_modes.py``), so reruns and every method see identical regions. Nothing is chosen
 on the val images: the training recipe was chosen on held-out *train* images (``docs/results.md`` §5).
 
     python benchmarks/train_voc.py --out-dir out/train_voc
@@ -19,16 +19,15 @@ on the val images: the training recipe was chosen on held-out *train* images (``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from proposal_cache import DiskCachedProposer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 METHODS = (
@@ -39,30 +38,6 @@ METHODS = (
     "ensemble (prompts+2)",
     "ensemble after self-training",
 )
-
-
-class DiskCachedProposer:
-    """A proposer whose masks are cached on disk by image id (images are recognised by their pixels' hash)."""
-
-    def __init__(self, generator: str, folder: Path, datasets: Sequence[Any]) -> None:
-        self.name = f"cached-{generator}"
-        self.generator = generator
-        self.folder = folder / generator
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._ids = {hashlib.sha1(ds.load_image(s).tobytes()).hexdigest(): s.id for ds in datasets for s in ds.samples}
-        self._base: Callable[[np.ndarray], Any] | None = None
-
-    def __call__(self, image: np.ndarray) -> Any:
-        from zsseg.proposals import build_proposer
-        from zsseg.proposals.base import Proposals
-
-        path = self.folder / f"{self._ids[hashlib.sha1(image.tobytes()).hexdigest()]}.npz"
-        if not path.is_file():
-            self._base = self._base or build_proposer(self.generator)
-            props = self._base(image)
-            np.savez_compressed(path, masks=props.masks, scores=props.scores)
-        with np.load(path) as z:
-            return Proposals(z["masks"], z["scores"])
 
 
 def train_all(backend: Any, train_ds: Any, proposer: Any, out_dir: Path) -> dict[str, float]:
