@@ -3,10 +3,11 @@
 PyTorch eager frees and re-allocates every activation tensor on each forward. glibc serves allocations above its
 mmap threshold (128 KiB, rising at most to 32 MiB) with fresh ``mmap`` calls and gives freed memory at the top of the
 heap back to the kernel past 128 KiB, so each forward pass page-faults its activations in again: a ViT-B/16 tower
-on 16 crops took 1.3 M minor page faults per pass, and ran 16-22% slower than with the settings below (fp32 and
-bf16; ``benchmarks/fast_path.py`` has the end-to-end rows). This is the effect the ``MALLOC_MMAP_THRESHOLD_`` /
-``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_`` environment variables have, applied from inside the process with
-``mallopt(3)`` so that ``zsseg`` commands get it without a wrapper script.
+on 16 crops took 1.3 M minor page faults per pass, and ran 16-22% slower than with glibc told to keep them (fp32
+and bf16). The values below, smaller than that probe's 1 GiB so that peak memory grows less, gave 1.03-1.27x end
+to end in two side-by-side runs (``benchmarks/fast_path.py``, ``docs/results.md`` §9). This is the effect of the
+``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_TOP_PAD_`` environment variables, applied from
+inside the process with ``mallopt(3)`` so that ``zsseg`` commands get it without a wrapper script.
 
 The CLI, ``zsseg batch``'s workers and ``zsseg serve`` call :func:`tune_malloc` once at start-up. Library users
 may call it themselves; it changes the whole process's allocator. ``ZSSEG_MALLOC=default`` in the environment
