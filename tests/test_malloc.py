@@ -19,6 +19,6 @@ def test_tune_malloc_applies_on_glibc_and_can_be_turned_off(monkeypatch: pytest.
 
 def test_cli_process_runs_with_tuned_malloc() -> None:
     """The settings are process-wide: a child process that calls it still computes correctly."""
-    code = "from zsseg.malloc import tune_malloc; tune_malloc(); import torch; print(float(torch.ones(4096, 4096).sum()))"
+    code = "import torch, zsseg.malloc as m; m.tune_malloc(); print(float(torch.ones(4096, 4096).sum()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(float(4096 * 4096))
