@@ -146,14 +146,21 @@ class EnsembleClassifier(RegionClassifier):
         """float32 (N, K) probabilities ``p1`` (strategy 1), ``p2`` (strategy 2, its "no object" share left out
         of each row unless ``renormalise``) and ``p`` (ensemble, rows summing to 1)."""
         s1, s2 = self.strategy1, self.strategy2
-        if not self.shares_trunk or len(masks) == 0:
-            p1 = s1.classify(image, masks, classes)
-            p2 = s2.probs_from_features(s2.region_features(image, masks), classes, self.renormalise)
-        else:
-            pooled = s2.region_features(image, masks)  # projection mode: the trunk is the pool
-            embed = s2.dense.embed if s2.dense is not None else s2.tower.frozen_embed
-            p1 = probs_from_embeddings(embed(pooled), s1.text_embeddings(classes), s1.logit_scale)
-            p2 = s2.probs_from_features(pooled, classes, self.renormalise)
+        if self.shares_trunk and len(masks):
+            return self.from_features(s2.region_features(image, masks), classes)
+        p1 = s1.classify(image, masks, classes)
+        p2 = s2.probs_from_features(s2.region_features(image, masks), classes, self.renormalise)
+        p = ensemble_probs(p1, p2, seen_mask_for(classes, self.seen), self.lambda_)
+        return {"p1": p1, "p2": p2, "p": p}
+
+    @torch.no_grad()
+    def from_features(self, pooled: torch.Tensor, classes: Sequence[str]) -> dict[str, np.ndarray]:
+        """:meth:`components` from strategy 2's region features (its :meth:`region_features`), when
+        :attr:`shares_trunk`: strategy 1 embeds the same features with the frozen head."""
+        s1, s2 = self.strategy1, self.strategy2
+        embed = s2.dense.embed if s2.dense is not None else s2.tower.frozen_embed
+        p1 = probs_from_embeddings(embed(pooled), s1.text_embeddings(classes), s1.logit_scale)
+        p2 = s2.probs_from_features(pooled, classes, self.renormalise)
         p = ensemble_probs(p1, p2, seen_mask_for(classes, self.seen), self.lambda_)
         return {"p1": p1, "p2": p2, "p": p}
 

@@ -12,13 +12,13 @@ them into "unlabelled"), so a proposal's "no object" share is exactly its unlabe
    confident ``fraction`` of each class's (as ZS3Net and STRICT keep a top share per class: the ensemble is
    confident on far more unlabelled background than unseen objects) have their unlabelled share moved from
    "no object" to u (their seen pixels keep their classes);
-3. strategy 2 is trained from scratch with the seen + unseen vocabulary on those targets (the ensemble still
-   treats only the ground-truth classes as "seen").
+3. strategy 2 is trained from scratch with the seen + unseen vocabulary on those targets (the next round's
+   pseudo-labeller still treats only the ground-truth classes as "seen").
 
 Each round is an ordinary ``zsseg train`` checkpoint (``NAME.round<r>.safetensors``, resumable), and the last
 round is copied to ``NAME.safetensors``. At inference, the ensemble of a self-trained checkpoint weighs the
-pseudo-labelled classes as seen (:func:`zsseg.train.checkpoint.ensemble_seen`); the pseudo-labeller of the next
-round keeps weighing them as unseen, as the measured variants did.
+pseudo-labelled classes as seen (:func:`zsseg.train.checkpoint.ensemble_seen`); the pseudo-labeller keeps
+weighing them as unseen, as the measured variants did.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from zsseg.errors import ZsSegError
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import PROPOSAL, RegionBank
 from zsseg.train.checkpoint import json_path, optim_path, read_checkpoint
-from zsseg.train.ensemble import ensemble_probs, probs_from_embeddings, seen_mask_for
 from zsseg.train.trainer import TrainConfig, TrainSummary, check_out, train
 
 DEFAULT_THRESHOLD = 0.5
@@ -86,16 +85,14 @@ class PseudoLabeller:
         """The previous round's ensemble on pooled region features float32 (M, F) -> float32 (M, K)."""
         from zsseg.classify.region import RegionClassifier
         from zsseg.train.checkpoint import load_strategy2
+        from zsseg.train.ensemble import EnsembleClassifier
 
         s2, meta = load_strategy2(self.checkpoint, self.backend)
         if s2.dense is None:
             raise ZsSegError(f"{self.checkpoint} was trained on crops: self-training needs --features dense")
         s1 = RegionClassifier(self.backend, templates=meta["options"]["templates"])
-        out = []
-        for chunk in features.split(4096):
-            p1 = probs_from_embeddings(s2.dense.embed(chunk), s1.text_embeddings(classes), s1.logit_scale)
-            p2 = s2.probs_from_features(chunk, classes, renormalise=False)
-            out.append(ensemble_probs(p1, p2, seen_mask_for(classes, meta["seen"]), float(meta["lambda"])))
+        ensemble = EnsembleClassifier(s1, s2, meta["seen"], float(meta["lambda"]))  # the ground-truth seen classes
+        out = [ensemble.from_features(chunk, classes)["p"] for chunk in features.split(4096)]
         return np.concatenate(out) if out else np.zeros((0, len(classes)), np.float32)
 
     def __call__(self, bank: RegionBank, seen: Sequence[str]) -> torch.Tensor:
