@@ -20,6 +20,9 @@ def test_auto_follows_the_hardware(fast_bf16) -> None:
     fast_bf16(True)
     assert resolve_precision("auto", "cpu") == torch.bfloat16
     assert resolve_precision("auto", "cuda") == torch.float16
+    assert resolve_precision("auto", "cpu", cpu_auto_bf16=False) == torch.float32  # opt-in bf16 only
+    assert resolve_precision("auto", "cuda", cpu_auto_bf16=False) == torch.float16
+    assert resolve_precision("bf16", "cpu", cpu_auto_bf16=False) == torch.bfloat16
     fast_bf16(False)
     assert resolve_precision("auto", "cpu") == torch.float32
     assert resolve_precision("fp32", "cuda") == torch.float32

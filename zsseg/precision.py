@@ -9,9 +9,9 @@ at cosine >= 0.99995 to fp32.
 everywhere else. bfloat16 asked on a CPU without native support is emulated and slower than float32: it falls back
 to float32 with one warning line. float16 on a CPU falls back to float32 likewise.
 
-Two models narrow ``auto`` on CPUs, from measurements with real weights: ConSE (bf16 changed EfficientNet-Lite0's
-top-1 class on 7-11% of crops) and SAM-family proposals (bf16 moved the pipeline's VOC mIoU by -0.6) stay float32;
-``bf16`` asked explicitly still casts them.
+Two models narrow ``auto``, from measurements with real weights: ConSE stays float32 on every device (bf16 changed
+EfficientNet-Lite0's top-1 class on 7-11% of crops), SAM-family proposals stay float32 on CPUs
+(``cpu_auto_bf16=False``: bf16 moved the pipeline's VOC mIoU by -0.6); ``bf16`` asked explicitly still casts them.
 """
 
 from __future__ import annotations
@@ -45,12 +45,14 @@ def _warn_once(message: str) -> None:
         print(f"zsseg: warning: {message}", file=sys.stderr)
 
 
-def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype:
+def resolve_precision(precision: str, device: str | torch.device, cpu_auto_bf16: bool = True) -> torch.dtype:
     """The dtype that ``precision`` stands for on ``device``.
 
     Args:
         precision: one of :data:`PRECISIONS`.
         device: where the network runs.
+        cpu_auto_bf16: whether ``auto`` may pick bfloat16 on a CPU; False for a network whose accuracy bf16
+            measurably moved (SAM-family proposals), which then runs float32 unless bf16 is asked for.
 
     Raises:
         ValueError: ``precision`` is not one of :data:`PRECISIONS`.
@@ -61,7 +63,7 @@ def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype
     if precision == "auto":
         if kind == "cuda":
             return torch.float16
-        if kind == "cpu" and cpu_has_fast_bfloat16():
+        if kind == "cpu" and cpu_auto_bf16 and cpu_has_fast_bfloat16():
             return torch.bfloat16
         return torch.float32
     if kind == "cpu" and precision == "bf16" and not cpu_has_fast_bfloat16():

@@ -138,8 +138,7 @@ class SamProposer:
         if precision not in PRECISIONS:
             raise ZsSegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
-        cpu_auto = precision == "auto" and self.device.type == "cpu"
-        self._dtype = torch.float32 if cpu_auto else resolve_precision(precision, self.device)
+        self._dtype = resolve_precision(precision, self.device, cpu_auto_bf16=False)
         self.model = model.to(self.device).eval()
         self.model.image_encoder.to(self._dtype)
         self.points_per_side = points_per_side
