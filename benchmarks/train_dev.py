@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from proposal_cache import DiskCachedProposer
+from train_voc import start_from
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLITS = (("bottle", "cow", "person"), ("bird", "car", "dog"))
@@ -90,7 +90,7 @@ def run_split(
     """Train round 0 and each variant's self-training on ``fit``; score strategy 1, the ensemble and each variant."""
     from zsseg.train import TrainConfig, build_classifier, train
     from zsseg.train.checkpoint import read_checkpoint
-    from zsseg.train.self_training import round_path, self_train
+    from zsseg.train.self_training import self_train
 
     out.mkdir(parents=True, exist_ok=True)
     s2 = out / "strategy2.safetensors"
@@ -111,9 +111,7 @@ def run_split(
             assert base.lr is not None
             cfg = replace(TrainConfig(), lr=base.lr * fields.pop("lr_factor"), **fields)
         st = out / f"self {name.replace(' ', '_').replace('/', '')}.safetensors"
-        if not round_path(st, 0).exists():  # round 0 is the strategy 2 above (the defaults)
-            for suffix in (".safetensors", ".json"):
-                shutil.copyfile(s2.with_suffix(suffix), round_path(st, 0).with_suffix(suffix))
+        start_from(s2, st)  # round 0 is the strategy 2 above (the defaults)
         if not st.exists():
             self_train(backend, fit, st, cfg, resume=True, **kwargs, **common)
         methods[f"self-training, {name}"] = build_classifier(backend, classifier=st, **dense)

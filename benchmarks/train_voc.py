@@ -40,10 +40,20 @@ METHODS = (
 )
 
 
+def start_from(strategy2: Path, self_training: Path) -> None:
+    """Make the strategy-2 checkpoint ``strategy2`` (trained with the same options) round 0 of ``self_training``,
+    unless that round exists: ``self_train(..., resume=True)`` then starts at round 1."""
+    from zsseg.train.self_training import round_path
+
+    if not round_path(self_training, 0).exists():
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(strategy2.with_suffix(suffix), round_path(self_training, 0).with_suffix(suffix))
+
+
 def train_all(backend: Any, train_ds: Any, proposer: Any, out_dir: Path) -> dict[str, float]:
     """Strategy 2, prompts and self-training with the defaults; returns wall seconds of each (0 if reused)."""
     from zsseg.train import TrainConfig, train
-    from zsseg.train.self_training import round_path, self_train
+    from zsseg.train.self_training import self_train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {"split": "train", "proposer": proposer}
@@ -55,9 +65,7 @@ def train_all(backend: Any, train_ds: Any, proposer: Any, out_dir: Path) -> dict
             train(backend, train_ds, out, TrainConfig(what=what), seen_only=True, **common)  # type: ignore[arg-type]
         seconds[what] = time.perf_counter() - t0
     st = out_dir / "self_training.safetensors"
-    if not round_path(st, 0).exists():  # round 0 is the strategy 2 just trained (same options)
-        for suffix in (".safetensors", ".json"):
-            shutil.copyfile((out_dir / "strategy2").with_suffix(suffix), round_path(st, 0).with_suffix(suffix))
+    start_from(out_dir / "strategy2.safetensors", st)
     t0 = time.perf_counter()
     if not st.exists():
         self_train(backend, train_ds, st, TrainConfig(), resume=True, **common)
