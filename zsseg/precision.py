@@ -10,8 +10,10 @@ everywhere else. bfloat16 asked on a CPU without native support is emulated and 
 to float32 with one warning line. float16 on a CPU falls back to float32 likewise.
 
 Two models narrow ``auto``, from measurements with real weights: ConSE stays float32 on every device (bf16 changed
-EfficientNet-Lite0's top-1 class on 7-11% of crops), SAM-family proposals stay float32 on CPUs
-(``cpu_auto_bf16=False``: bf16 moved the pipeline's VOC mIoU by -0.6); ``bf16`` asked explicitly still casts them.
+EfficientNet-Lite0's top-1 class on 7-11% of crops); SAM-family proposals do not take bfloat16 whole on CPUs
+(``cpu_auto_bf16=False``: all-bf16 MobileSAM moved the pipeline's VOC mIoU by -0.6), MobileSAM runs ``mixed``
+instead (its encoder's first stages in float32, see :class:`zsseg.proposals.sam.SamProposer`); ``bf16`` asked
+explicitly still casts them whole.
 """
 
 from __future__ import annotations

