@@ -33,12 +33,14 @@ DEFAULT_MALLOC = {"malloc": "default"}
 CONFIGS: list[tuple[str, str, str, str, dict[str, Any]]] = []
 for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16"):
     for _props in ("mobilesam", "selective-search"):
-        CONFIGS += [(_model, _props, "crops", "fp32", DEFAULT_MALLOC), (_model, _props, "crops", "fp32", {})]
+        CONFIGS.append((_model, _props, "crops", "fp32", DEFAULT_MALLOC))
         CONFIGS += [(_model, _props, r, p, {}) for r, p in (("dense", "fp32"), ("dense", "bf16"), ("hybrid", "fp32"))]
-        CONFIGS.append((_model, _props, "auto", "auto", DEFAULT_MALLOC))
+        if _props == "mobilesam":  # stop 18's default: auto, but MobileSAM kept in fp32
+            CONFIGS.append((_model, _props, "auto", "auto", {"precision": "fp32"}))
         CONFIGS.append((_model, _props, "auto", "auto", {}))  # what `zsseg segment` runs by default
-        if _props == "mobilesam":  # the speed knobs: bf16 proposals, MobileSAM at 768 px
+        if _props == "mobilesam":  # the speed knobs: all-bf16 proposals, MobileSAM at 768 px
             CONFIGS.append((_model, _props, "auto", "bf16", {}))
+            CONFIGS.append((_model, _props, "auto", "auto", {"image_size": 768}))
             CONFIGS.append((_model, _props, "auto", "bf16", {"image_size": 768}))
 
 

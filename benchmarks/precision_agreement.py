@@ -1,12 +1,14 @@
-"""``--precision auto`` on an AMX CPU against fp32, with real weights on real photos: MobileSAM's masks (its
-encoder and decoder in bf16) and the ConSE pipeline's label maps (ConSE itself stays fp32 under auto).
+"""A MobileSAM precision against fp32, with real weights on real photos, through the ConSE pipeline (ConSE itself
+stays fp32 under auto): ``--sam auto`` is what ``--precision auto`` runs on a bf16 CPU (``mixed``: TinyViT's first
+two stages fp32, the rest and the decoder bf16), ``--sam bf16`` everything in bf16.
 
 The CPU is declared bf16-capable even where it is not (where ``auto`` would pick fp32), so the numerics can be
-checked anywhere; only the speed needs AMX. For every image: MobileSAM's bf16 masks matched to the
-fp32 masks (mean over fp32 masks of the best IoU), and the share of pixels where the whole pipeline's label maps
-(ConSE dense, the same proposals) agree, and both runs' VOC-20 mIoU (15/5 split).
+checked anywhere; only the speed needs AMX or AVX512-BF16. For every image: each grid point's three masks against
+fp32's (mean IoU, ``--grid`` points per side: numerics alone), the proposals matched to the fp32 proposals (mean
+over fp32 masks of the best IoU: numerics and the thresholds they cross), the share of pixels where the whole
+pipeline's label maps agree, and both runs' VOC-20 mIoU (15/5 split).
 
-    python benchmarks/precision_agreement.py --images 200
+    python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16]
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--per-image", action="store_true", help="one row per image, then the summary")
+    parser.add_argument("--sam", choices=("auto", "bf16"), default="auto", help="MobileSAM precision against fp32")
+    parser.add_argument("--grid", type=int, default=8, help="points per side of the per-prompt mask check")
     args = parser.parse_args()
 
     import zsseg
@@ -46,34 +50,42 @@ def main() -> None:
     precision.cpu_has_fast_bfloat16 = lambda: True  # type: ignore[assignment]  # force bf16 on any CPU
     dataset = load_dataset("voc20", DATA, "val")
     vocab = list(dataset.info.prompt_names)
-    # "auto" on an AMX CPU: MobileSAM's encoder and decoder in bf16, ConSE kept in fp32
-    runs = {
-        p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", precision=p) for p in ("fp32", "auto")
+    runs = {  # ConSE stays fp32 under auto and under proposal-only bf16
+        p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options={"precision": p})
+        for p in ("fp32", args.sam)
     }
+    other = args.sam
     info = dataset.info
     evals = {p: SemSegEvaluator(info.num_classes, info.classes, info.ignore_index, info.unseen_ids) for p in runs}
     if args.per_image:
-        print("| image | proposals fp32 / bf16 | mask best IoU | label agreement |\n|---|---|---|---|")
-    ious, agree = [], []
+        print("| image | proposals fp32 / other | prompt mask IoU | proposal best IoU | label agreement |")
+        print("|---|---|---|---|---|")
+    ious, agree, prompt = [], [], []
     for sample in dataset.samples[: args.images]:
         image, label = dataset.load_image(sample), dataset.load_label(sample)
         out = {p: seg.segment(image, vocab) for p, seg in runs.items()}
         for p, result in out.items():
             evals[p].process(result.label_map, label)
-        iou = best_iou(out["fp32"].proposals.masks, out["auto"].proposals.masks)
-        same = float((out["fp32"].label_map == out["auto"].label_map).mean())
+        iou = best_iou(out["fp32"].proposals.masks, out[other].proposals.masks)
+        same = float((out["fp32"].label_map == out[other].label_map).mean())
+        grid = {p: seg.proposer.grid_masks(image, args.grid).flatten(2) for p, seg in runs.items()}
+        union = (grid["fp32"] | grid[other]).sum(-1)
+        per_prompt = float(((grid["fp32"] & grid[other]).sum(-1)[union > 0] / union[union > 0]).float().mean())
         ious.append(iou)
         agree.append(same)
+        prompt.append(per_prompt)
         if args.per_image:
-            n32, n16 = len(out["fp32"].proposals), len(out["auto"].proposals)
-            print(f"| {sample.id} | {n32} / {n16} | {iou:.3f} | {100 * same:.1f}% |", flush=True)
+            n32, n16 = len(out["fp32"].proposals), len(out[other].proposals)
+            print(f"| {sample.id} | {n32} / {n16} | {per_prompt:.3f} | {iou:.3f} | {100 * same:.1f}% |", flush=True)
     res = {p: e.evaluate() for p, e in evals.items()}
     a = np.array(agree)
-    print(f"\n{len(agree)} VOC val images; auto = MobileSAM in bf16, ConSE in fp32\n")
-    print("| | fp32 | auto (bf16 SAM) |\n|---|---|---|")
+    ran = runs[other].proposer.precision
+    print(f"\n{len(agree)} VOC val images; MobileSAM fp32 against {other} (ran {ran}), ConSE fp32\n")
+    print(f"| | fp32 | {other} ({ran}) |\n|---|---|---|")
     for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"):
-        print(f"| {key} | {res['fp32'][key]:.1f} | {res['auto'][key]:.1f} |")
-    print(f"| mask best IoU, mean over images | | {np.mean(ious):.3f} |")
+        print(f"| {key} | {res['fp32'][key]:.1f} | {res[other][key]:.1f} |")
+    print(f"| each prompt's masks: IoU to fp32's, mean ({args.grid}x{args.grid} points) | | {np.mean(prompt):.3f} |")
+    print(f"| proposals: best IoU to the fp32 set, mean over images | | {np.mean(ious):.3f} |")
     print(f"| label agreement: pixels, mean over images | | {100 * a.mean():.1f}% |")
     share = f"{100 * np.median(a):.1f}% / {100 * (a >= 0.99).mean():.0f}%"
     print(f"| label agreement: median image / images >= 99% | | {share} |")
