@@ -82,8 +82,11 @@ def main() -> None:
     ran = runs[other].proposer.precision
     print(f"\n{len(agree)} VOC val images; MobileSAM fp32 against {other} (ran {ran}), ConSE fp32\n")
     print(f"| | fp32 | {other} ({ran}) |\n|---|---|---|")
+    def show(value: float | None) -> str:  # None: no pixel of that class group in the images scored
+        return "n/a" if value is None else f"{value:.1f}"
+
     for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"):
-        print(f"| {key} | {res['fp32'][key]:.1f} | {res[other][key]:.1f} |")
+        print(f"| {key} | {show(res['fp32'][key])} | {show(res[other][key])} |")
     print(f"| each prompt's masks: IoU to fp32's, mean ({args.grid}x{args.grid} points) | | {np.mean(prompt):.3f} |")
     print(f"| proposals: best IoU to the fp32 set, mean over images | | {np.mean(ious):.3f} |")
     print(f"| label agreement: pixels, mean over images | | {100 * a.mean():.1f}% |")
