@@ -82,6 +82,7 @@ def main() -> None:
     ran = runs[other].proposer.precision
     print(f"\n{len(agree)} VOC val images; MobileSAM fp32 against {other} (ran {ran}), ConSE fp32\n")
     print(f"| | fp32 | {other} ({ran}) |\n|---|---|---|")
+
     def show(value: float | None) -> str:  # None: no pixel of that class group in the images scored
         return "n/a" if value is None else f"{value:.1f}"
 
