@@ -6,6 +6,9 @@ embeddings (its attention biases are per window offset), and SAM's prompt encode
 of normalised coordinates. So the same weights run at a smaller input, where the encoder's cost and the decoder's
 (its image tokens are (size/16)^2) fall with the square of the size: at 512, proposals were 2.2x faster on VOC
 photos (500 px), with an oracle mIoU of 78.5 against 83.9 at 1024 (8 val images; ``docs/results.md``).
+
+:func:`fuse_conv_gelu` folds TinyViT's GELUs into the convolutions and linear layers before them (oneDNN post-ops
+on CPU), which took the encoder from 0.48 to 0.36 s per image in ``mixed`` precision.
 """
 
 from __future__ import annotations
