@@ -157,6 +157,8 @@ def test_auto_precision_on_a_bf16_cpu(model: Sam, monkeypatch: pytest.MonkeyPatc
         SamProposer(model, precision="auto", bf16_from_stage=1)  # one block: stage 0 only
     monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: False)
     assert SamProposer(model, precision="auto", bf16_from_stage=0).precision == "fp32"
+    with pytest.raises(ZsSegError, match="bf16_from_stage"):  # a bad value fails where auto would not use it too
+        SamProposer(model, precision="auto", bf16_from_stage=1)
 
 
 def test_grid_masks(model: Sam) -> None:

@@ -155,11 +155,11 @@ class SamProposer:
             and resolve_precision("auto", self.device) == torch.bfloat16
         )
         encoder = self.model.image_encoder
+        n = len(_encoder_stages(encoder))
+        if bf16_from_stage is not None and not 0 <= bf16_from_stage < n:  # checked on every machine
+            raise ZsSegError(f"bf16_from_stage must be in [0, {n}) for this encoder, got {bf16_from_stage}")
         if mixed:
             assert bf16_from_stage is not None
-            n = len(_encoder_stages(encoder))
-            if not 0 <= bf16_from_stage < n:
-                raise ZsSegError(f"bf16_from_stage must be in [0, {n}) for this encoder, got {bf16_from_stage}")
             self._dtype = torch.bfloat16  # the decoder's per-prompt image tensors
             self._encoder_dtype = _set_encoder_precision(encoder, self._dtype, bf16_from_stage)
             self.precision = "mixed"
