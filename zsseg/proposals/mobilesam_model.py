@@ -35,6 +35,11 @@ def _forward_features(self: Any, x: torch.Tensor) -> torch.Tensor:
     return self.neck(x.view(b, side, side, c).permute(0, 3, 1, 2))  # type: ignore[no-any-return]
 
 
+def _onednn(x: torch.Tensor) -> bool:
+    """Whether ``x`` can go through oneDNN's fused ops: a CPU tensor, with oneDNN built in."""
+    return x.device.type == "cpu" and torch.backends.mkldnn.is_available()
+
+
 class ConvGelu(nn.Module):
     """``gelu(conv(x))`` (exact, erf GELU), as one oneDNN convolution with a GELU post-op on CPU: the activation
     is applied while the output is still in cache instead of in a second pass over it (TinyViT's first stage,
@@ -51,7 +56,7 @@ class ConvGelu(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) float32 or bfloat16, any memory format; returns the same dtype."""
         c = self.conv
-        if x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        if _onednn(x):
             return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
                 x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups, "gelu", [], "none"
             )
@@ -73,7 +78,7 @@ class LinearGelu(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., in_features) float32 or bfloat16; returns (..., out_features), the same dtype."""
         f = self.linear
-        if x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        if _onednn(x):
             flat = x.reshape(-1, x.shape[-1])
             out = torch.ops.mkldnn._linear_pointwise(flat, f.weight, f.bias, "gelu", [], "none")
             return out.view(*x.shape[:-1], -1)  # type: ignore[no-any-return]
@@ -88,8 +93,9 @@ def _plain_conv(module: object) -> nn.Conv2d | None:
         conv = module[0]
     else:
         return None
-    ok = isinstance(conv, nn.Conv2d) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-    return conv if ok and isinstance(conv, nn.Conv2d) else None
+    if not isinstance(conv, nn.Conv2d) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        return None
+    return conv
 
 
 def fuse_conv_gelu(encoder: nn.Module) -> int:

@@ -148,10 +148,10 @@ class SamProposer:
             raise ZsSegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # auto resolves to bf16 only on a CPU with native bf16 (CUDA: fp16)
         mixed = (
             precision == "auto"
             and bf16_from_stage is not None
-            and self.device.type == "cpu"
             and resolve_precision("auto", self.device) == torch.bfloat16
         )
         encoder = self.model.image_encoder
@@ -222,10 +222,7 @@ class SamProposer:
         h, w = image.shape[:2]
         embedding, (newh, neww) = self._encode(image)
         ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
-        points = self._resize.apply_coords(build_point_grid(self.points_per_side) * np.array([w, h]), (h, w))
-        coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
-        labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
-        sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        points, sparse = self._grid_prompts(h, w, self.points_per_side)
         low = 4 * ctx.size[0]  # low-res side (256 for SAM)
         factor = self.img_size // low
         lh, lw = -(-newh // factor), -(-neww // factor)
@@ -270,19 +267,25 @@ class SamProposer:
         """Every grid point's multimask outputs, unfiltered: bool (P, 3, 4h, 4w) low-res masks of the padded input
         (256x256 for SAM), P = points_per_side^2 in row-major order. For checking numerics (precision, threads)
         prompt by prompt, which the proposals' thresholds and NMS would hide."""
-        h, w = image.shape[:2]
         with torch.inference_mode(), _TorchThreads(self.num_threads):
             embedding, _ = self._encode(np.asarray(image))
             ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
-            points = self._resize.apply_coords(build_point_grid(points_per_side) * np.array([w, h]), (h, w))
-            coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
-            labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
-            sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            h, w = image.shape[:2]
+            _, sparse = self._grid_prompts(h, w, points_per_side)
             out = []
             for s in range(0, len(sparse), 16):
                 _, hyper, src = sam_amg.decode_prompts(self._decoder, ctx, sparse[s : s + 16])
                 out.append(sam_amg.upscale_masks(self._decoder, ctx, src, hyper[:, 1:]).cpu() > self.mask_threshold)
             return torch.cat(out)
+
+    def _grid_prompts(self, h: int, w: int, points_per_side: int) -> tuple[np.ndarray, torch.Tensor]:
+        """A points_per_side^2 grid over an (h, w) image: float64 (P, 2) point coordinates in the encoder's
+        resized frame, and their float32 (P, 1, C) sparse prompt embeddings."""
+        points = self._resize.apply_coords(build_point_grid(points_per_side) * np.array([w, h]), (h, w))
+        coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
+        labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
+        sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        return points, sparse
 
     def _select(self, logits: torch.Tensor, scores: torch.Tensor, geo: _Geometry) -> torch.Tensor:
         """Indices of the masks kept by box NMS (boxes from the low-res masks), best first, capped."""
