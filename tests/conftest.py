@@ -1,4 +1,4 @@
-"""Shared fixtures: a deterministic fake vision-language backend and a toy scene."""
+"""Shared fixtures: a deterministic fake vision-language backend, a toy scene, a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from zsseg_testing import ColourBackend, shared_data
 
 
@@ -32,3 +33,40 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("benchmark data folder ../shared/data is absent (set ZSSEG_DATA or provide ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT (2 layers, width 32) with a word-level vocabulary, saved like all-MiniLM-L6-v2."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tinybert")
+    words = [
+        "a",
+        "photo",
+        "of",
+        "the",
+        "cat",
+        "dog",
+        "sofa",
+        "potted",
+        "plant",
+        "there",
+        "is",
+        "in",
+        "scene",
+        ".",
+        "small",
+        "large",
+        "this",
+    ]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(str(folder))  # writes tokenizer.json
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    BertModel(config).eval().save_pretrained(str(folder))
+    return folder

@@ -1,4 +1,4 @@
-"""Fixtures for training tests: a tiny random open_clip model, a tiny BERT, a synthetic VOC split."""
+"""Fixtures for training tests: a tiny random open_clip model, a synthetic VOC split (the tiny BERT is shared)."""
 
 from __future__ import annotations
 
@@ -48,43 +48,6 @@ def tiny_clip(tiny_clip_file: Path) -> ClipBackend:
     from zsseg.classify import load_backend
 
     return load_backend(f"clip:{TINY_NAME}/{tiny_clip_file}")  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT (2 layers, width 32) with a word-level vocabulary, saved like all-MiniLM-L6-v2."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path_factory.mktemp("tinybert")
-    words = [
-        "a",
-        "photo",
-        "of",
-        "the",
-        "cat",
-        "dog",
-        "sofa",
-        "potted",
-        "plant",
-        "there",
-        "is",
-        "in",
-        "scene",
-        ".",
-        "small",
-        "large",
-        "this",
-    ]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64,
-    )  # fmt: skip
-    BertModel(config).eval().save_pretrained(str(folder))
-    return folder
 
 
 def _square_image(rng: np.random.Generator, raws: list[int], size: int = 48) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ def test_clip_prompt_learner_equals_text_encoder_with_template_context(tiny_clip
 
 
 def test_bert_prompt_learner_equals_text_encoder_with_template_context(tiny_bert_dir: Path) -> None:
-    from zsseg.classify.backends.conse import MiniLMTextEncoder
+    from zsseg.classify.backends.minilm import MiniLMTextEncoder
 
     class TextOnly:  # the text side of a ConSE backend is all a prompt learner needs
         name, device, logit_scale = "fake:bert", torch.device("cpu"), 10.0

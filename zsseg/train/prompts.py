@@ -121,30 +121,30 @@ class ClipPromptLearner(PromptLearner):
 
 
 class BertPromptLearner(PromptLearner):
-    """CoOp over the offline MiniLM encoder (:class:`~zsseg.classify.backends.conse.MiniLMTextEncoder`)."""
+    """CoOp over the offline MiniLM encoder (:class:`~zsseg.classify.backends.minilm.MiniLMTextEncoder`)."""
 
     def __init__(self, backend: VisionLanguageBackend, n_ctx: int = 16, suffix: str = ".") -> None:
         encoder = getattr(backend, "text_encoder", None)
-        if encoder is None or not hasattr(encoder, "transformer") or not hasattr(encoder, "tokenizer"):
+        if encoder is None or not hasattr(encoder, "bert") or not hasattr(encoder, "tokenizer"):
             raise ZsSegError(f"learned prompts are not available for {backend.name}: use a clip: or conse: model")
-        words = encoder.transformer.get_input_embeddings()
+        words = encoder.bert.word_embeddings
         super().__init__(n_ctx, int(words.weight.shape[1]), suffix, backend.device)
         self._frozen = (encoder,)
 
     def word_embeddings(self, text: str) -> torch.Tensor:
         encoder = self._frozen[0]
         ids = encoder.tokenize([text])["input_ids"][0]
-        return encoder.transformer.get_input_embeddings()(ids[1:-1]).detach().float()
+        return encoder.bert.word_embeddings(ids[1:-1]).detach().float()
 
     def forward(self, classes: Sequence[str]) -> torch.Tensor:
         encoder = self._frozen[0]
         batch = encoder.tokenize([f"{c}{self.suffix}" for c in classes])  # [CLS] name suffix [SEP] [PAD]..
         ids, mask = batch["input_ids"], batch["attention_mask"]
-        emb = encoder.transformer.get_input_embeddings()(ids)
+        emb = encoder.bert.word_embeddings(ids)
         ctx = self.ctx[None].expand(len(classes), -1, -1).to(emb.dtype)
         x = torch.cat([emb[:, :1], ctx, emb[:, 1:]], dim=1)
         mask = torch.cat([mask[:, :1], torch.ones_like(mask[:, :1]).expand(-1, self.n_ctx), mask[:, 1:]], dim=1)
-        hidden = encoder.transformer(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        hidden = encoder.bert(mask, inputs_embeds=x)
         return cast(torch.Tensor, encoder.pool(hidden, mask)).float()
 
 

