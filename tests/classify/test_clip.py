@@ -107,3 +107,25 @@ def test_dense_regions_through_the_clip_backend(tiny_checkpoint):
     assert half.dtype in (torch.bfloat16, torch.float32)  # fp32 where the CPU has no native bf16
     probs = RegionClassifier(half, regions="dense", dense_size=48).classify(img, full, ["cat", "sofa"])
     assert probs.shape == (1, 2) and probs.dtype == np.float32
+
+
+def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
+    """``auto`` looks for ViT-B-16/openai where open_clip would download it, from a copy of open_clip's config."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    from zsseg.classify.backends import clip
+
+    cfg = get_pretrained_cfg("ViT-B-16", "openai")
+    assert clip._DEFAULT_CLIP_HOSTING == {"hf_hub": cfg["hf_hub"], "url": cfg["url"]}
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    repo = tmp_path / "models--timm--vit_base_patch16_clip_224.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc")
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "open_clip_model.safetensors").write_bytes(b"x")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    hit = cached_weights("ViT-B-16/openai")
+    assert hit is not None and hit.endswith("open_clip_model.safetensors")

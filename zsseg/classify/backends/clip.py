@@ -17,6 +17,14 @@ import torch.nn.functional as F
 from zsseg.errors import ZsSegError
 
 DEFAULT_CLIP = "ViT-B-16/openai"
+# where open_clip hosts DEFAULT_CLIP's weights (its pretrained config; a test checks this copy against open_clip's),
+# so that model "auto" looks for them without importing open_clip: ~1.2 s and ~150 MB (torchvision, timm,
+# transformers) that a run falling back to ConSE does not need
+_DEFAULT_CLIP_HOSTING = {
+    "hf_hub": "timm/vit_base_patch16_clip_224.openai/",
+    "url": "https://openaipublic.azureedge.net/clip/models/"
+    "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt",
+}
 
 
 class ClipBackend:
@@ -102,7 +110,6 @@ def cached_weights(spec: str) -> str | None:
     hosted there, ``~/.cache/clip`` for URL tags, and the file itself for a path.
     """
     from huggingface_hub import try_to_load_from_cache
-    from open_clip.pretrained import get_pretrained_cfg
 
     arch, pretrained = split_spec(spec)
     if pretrained is None:
@@ -114,7 +121,12 @@ def cached_weights(spec: str) -> str | None:
         return None
     if os.path.isfile(pretrained):
         return pretrained
-    cfg = get_pretrained_cfg(arch, pretrained)
+    if (arch, pretrained) == split_spec(DEFAULT_CLIP):
+        cfg = _DEFAULT_CLIP_HOSTING
+    else:
+        from open_clip.pretrained import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(arch, pretrained)
     if cfg.get("hf_hub"):
         repo, filename = os.path.split(cfg["hf_hub"])
         filename = filename or "open_clip_pytorch_model.bin"
