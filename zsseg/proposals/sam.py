@@ -26,8 +26,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.amg import build_point_grid
-from segment_anything.utils.transforms import ResizeLongestSide
 from torch.utils.hooks import RemovableHandle
 
 from zsseg.errors import ZsSegError
@@ -185,7 +183,6 @@ class SamProposer:
                 "other sizes"
             )
         self.mask_threshold = float(getattr(model, "mask_threshold", 0.0))
-        self._resize = ResizeLongestSide(self.img_size)
 
     def __call__(self, image: np.ndarray) -> Proposals:
         """Propose masks for ``image``: uint8 (H, W, 3) RGB. Returns bool masks (N, H, W), best first."""
@@ -206,7 +203,7 @@ class SamProposer:
 
     def _encode(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """Image embedding (1, C, h, w) and the (height, width) of the image resized for the encoder."""
-        resized = self._resize.apply_image(image)
+        resized = sam_amg.resize_longest_side(image, self.img_size)
         newh, neww = resized.shape[:2]
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None].float()
         mean = torch.as_tensor(self.model.pixel_mean, device=self.device).reshape(1, 3, 1, 1)
@@ -281,7 +278,8 @@ class SamProposer:
     def _grid_prompts(self, h: int, w: int, points_per_side: int) -> tuple[np.ndarray, torch.Tensor]:
         """A points_per_side^2 grid over an (h, w) image: float64 (P, 2) point coordinates in the encoder's
         resized frame, and their float32 (P, 1, C) sparse prompt embeddings."""
-        points = self._resize.apply_coords(build_point_grid(points_per_side) * np.array([w, h]), (h, w))
+        newh, neww = sam_amg.preprocess_shape(h, w, self.img_size)
+        points = sam_amg.point_grid(points_per_side) * np.array([w, h]) * np.array([neww / w, newh / h])
         coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
         sparse, _ = self.model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)

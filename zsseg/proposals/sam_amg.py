@@ -14,7 +14,8 @@ reordered without changing the result (up to float rounding):
   256x256) runs only for prompts with at least one mask whose predicted IoU passes the threshold.
 
 :func:`decode_prompts` works with the modules of both ``segment_anything`` and MobileSAM (same decoder).
-The module ends with the point grid and the low-resolution filtering helpers (stability score, boxes, NMS).
+The module ends with the image resizing, the point grid and the low-resolution filtering helpers (stability
+score, boxes, NMS).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 
@@ -276,6 +278,26 @@ def reference_decode(model: Any, embedding: Tensor, sparse: Tensor, dense: Tenso
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
     )
+
+
+def preprocess_shape(h: int, w: int, long_side: int) -> tuple[int, int]:
+    """(height, width) of an (h, w) image scaled so that its longer side is ``long_side``, rounded half up."""
+    scale = long_side * 1.0 / max(h, w)
+    return int(h * scale + 0.5), int(w * scale + 0.5)
+
+
+def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (h, w, 3) of :func:`preprocess_shape`, resized bilinearly by Pillow (what
+    ``segment_anything``'s ``ResizeLongestSide.apply_image`` does through torchvision)."""
+    h, w = preprocess_shape(image.shape[0], image.shape[1], long_side)
+    return np.array(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def point_grid(points_per_side: int) -> np.ndarray:
+    """float64 (n*n, 2) (x, y) points in [0, 1]^2, row-major, each at the centre of its cell of an n x n grid."""
+    side = np.linspace(1 / (2 * points_per_side), 1 - 1 / (2 * points_per_side), points_per_side)
+    xs, ys = np.meshgrid(side, side)
+    return np.stack([xs, ys], axis=-1).reshape(-1, 2)
 
 
 def coarse_to_fine_order(points_per_side: int) -> np.ndarray:
