@@ -1,6 +1,8 @@
 """A MobileSAM precision against fp32, with real weights on real photos, through the ConSE pipeline (ConSE itself
 stays fp32 under auto): ``--sam auto`` is what ``--precision auto`` runs on a bf16 CPU (``mixed``: TinyViT's first
-two stages fp32, the rest and the decoder bf16), ``--sam bf16`` everything in bf16.
+two stages fp32, the rest and the decoder bf16), ``--sam bf16`` everything in bf16, and ``--sam fp32-unfused``
+fp32 with TinyViT's GELUs left unfused: outputs within ~1e-6 of the fused fp32 model's, so its agreement is the
+floor that any change of kernels or rounding meets, whatever the precision.
 
 The CPU is declared bf16-capable even where it is not (where ``auto`` would pick fp32), so the numerics can be
 checked anywhere; only the speed needs AMX or AVX512-BF16. For every image: each grid point's three masks against
@@ -8,7 +10,7 @@ fp32's (mean IoU, ``--grid`` points per side: numerics alone), the proposals mat
 over fp32 masks of the best IoU: numerics and the thresholds they cross), the share of pixels where the whole
 pipeline's label maps agree, and both runs' VOC-20 mIoU (15/5 split).
 
-    python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16]
+    python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16|fp32-unfused]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -34,11 +37,23 @@ def best_iou(reference: np.ndarray, other: np.ndarray) -> float:
     return float((inter / np.maximum(union, 1)).max(1).mean())
 
 
+def unfuse_gelu(encoder: nn.Module) -> None:
+    """Replace the fused conv/linear + GELU modules of ``encoder`` by the plain pair, in place."""
+    from zsseg.proposals.mobilesam_model import ConvGelu, LinearGelu
+
+    for module in list(encoder.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, ConvGelu):
+                setattr(module, name, nn.Sequential(child.conv, nn.GELU()))
+            elif isinstance(child, LinearGelu):
+                setattr(module, name, nn.Sequential(child.linear, nn.GELU()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--per-image", action="store_true", help="one row per image, then the summary")
-    parser.add_argument("--sam", choices=("auto", "bf16"), default="auto", help="MobileSAM precision against fp32")
+    parser.add_argument("--sam", choices=("auto", "bf16", "fp32-unfused"), default="auto", help="against fp32")
     parser.add_argument("--grid", type=int, default=8, help="points per side of the per-prompt mask check")
     args = parser.parse_args()
 
@@ -51,9 +66,13 @@ def main() -> None:
     dataset = load_dataset("voc20", DATA, "val")
     vocab = list(dataset.info.prompt_names)
     runs = {  # ConSE stays fp32 under auto and under proposal-only bf16
-        p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options={"precision": p})
+        p: zsseg.load(
+            "conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options={"precision": p.split("-")[0]}
+        )
         for p in ("fp32", args.sam)
     }
+    if args.sam == "fp32-unfused":
+        unfuse_gelu(runs[args.sam].proposer.model.image_encoder)
     other = args.sam
     info = dataset.info
     evals = {p: SemSegEvaluator(info.num_classes, info.classes, info.ignore_index, info.unseen_ids) for p in runs}
