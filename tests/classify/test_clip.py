@@ -116,7 +116,7 @@ def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
     from zsseg.classify.backends import clip
 
     cfg = get_pretrained_cfg("ViT-B-16", "openai")
-    assert clip._DEFAULT_CLIP_HOSTING == {"hf_hub": cfg["hf_hub"], "url": cfg["url"]}
+    assert {"hf_hub": cfg["hf_hub"], "url": cfg["url"]} == clip._DEFAULT_CLIP_HOSTING
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     repo = tmp_path / "models--timm--vit_base_patch16_clip_224.openai"

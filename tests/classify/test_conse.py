@@ -40,3 +40,11 @@ def test_real_photos_get_their_class(conse):
         img = getattr(skimage.data, name)()[..., :3]
         probs = clf.classify(img, np.ones((1, *img.shape[:2]), bool), vocab)
         assert vocab[int(probs.argmax())] == want, (name, probs)
+
+
+def test_imagenet_names_are_torchvisions_list():
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    from zsseg.classify.backends.conse import imagenet_categories
+
+    assert imagenet_categories() == list(_IMAGENET_CATEGORIES)
