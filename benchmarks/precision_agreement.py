@@ -10,7 +10,7 @@ fp32's (mean IoU, ``--grid`` points per side: numerics alone), the proposals mat
 over fp32 masks of the best IoU: numerics and the thresholds they cross), the share of pixels where the whole
 pipeline's label maps agree, and both runs' VOC-20 mIoU (15/5 split).
 
-    python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16|fp32-unfused]
+    python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16|fp32-unfused] [--bf16-from-stage K]
 """
 
 from __future__ import annotations
@@ -49,12 +49,21 @@ def unfuse_gelu(encoder: nn.Module) -> None:
                 setattr(module, name, nn.Sequential(child.linear, nn.GELU()))
 
 
+def sam_options(run: str, bf16_from_stage: int | None) -> dict[str, object]:
+    """MobileSAM's options for a run named ``fp32``, ``auto``, ``bf16`` or ``fp32-unfused``."""
+    options: dict[str, object] = {"precision": run.split("-")[0]}
+    if run == "auto" and bf16_from_stage is not None:
+        options["bf16_from_stage"] = bf16_from_stage
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--per-image", action="store_true", help="one row per image, then the summary")
     parser.add_argument("--sam", choices=("auto", "bf16", "fp32-unfused"), default="auto", help="against fp32")
     parser.add_argument("--grid", type=int, default=8, help="points per side of the per-prompt mask check")
+    parser.add_argument("--bf16-from-stage", type=int, default=None, help="with --sam auto: mixed from this stage")
     args = parser.parse_args()
 
     import zsseg
@@ -65,10 +74,12 @@ def main() -> None:
     precision.cpu_has_fast_bfloat16 = lambda: True  # type: ignore[assignment]  # force bf16 on any CPU
     dataset = load_dataset("voc20", DATA, "val")
     vocab = list(dataset.info.prompt_names)
+
+    def options(run: str) -> dict[str, object]:
+        return sam_options(run, args.bf16_from_stage)
+
     runs = {  # ConSE stays fp32 under auto and under proposal-only bf16
-        p: zsseg.load(
-            "conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options={"precision": p.split("-")[0]}
-        )
+        p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options=options(p))
         for p in ("fp32", args.sam)
     }
     if args.sam == "fp32-unfused":
