@@ -25,7 +25,7 @@ def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> No
         default="auto",
         choices=PRECISIONS,
         help="network precision: auto = fp16 on CUDA, bf16 for CLIP on CPUs with AMX/AVX512-BF16 (ConSE stays "
-        "fp32, MobileSAM runs mixed: its encoder's first two stages fp32), else fp32 (default: auto)",
+        "fp32, MobileSAM runs mixed: its encoder's first three stages fp32), else fp32 (default: auto)",
     )
     if not regions:
         return

