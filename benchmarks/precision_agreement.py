@@ -1,6 +1,6 @@
 """A MobileSAM precision against fp32, with real weights on real photos, through the ConSE pipeline (ConSE itself
 stays fp32 under auto): ``--sam auto`` is what ``--precision auto`` runs on a bf16 CPU (``mixed``: TinyViT's first
-two stages fp32, the rest and the decoder bf16), ``--sam bf16`` everything in bf16, and ``--sam fp32-unfused``
+three stages fp32, the rest and the decoder bf16), ``--sam bf16`` everything in bf16, and ``--sam fp32-unfused``
 fp32 with TinyViT's GELUs left unfused: outputs within ~1e-6 of the fused fp32 model's, so its agreement is the
 floor that any change of kernels or rounding meets, whatever the precision.
 
