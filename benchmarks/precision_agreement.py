@@ -74,12 +74,13 @@ def main() -> None:
     precision.cpu_has_fast_bfloat16 = lambda: True  # type: ignore[assignment]  # force bf16 on any CPU
     dataset = load_dataset("voc20", DATA, "val")
     vocab = list(dataset.info.prompt_names)
-
-    def options(run: str) -> dict[str, object]:
-        return sam_options(run, args.bf16_from_stage)
-
     runs = {  # ConSE stays fp32 under auto and under proposal-only bf16
-        p: zsseg.load("conse:efficientnet-lite0", "mobilesam", regions="dense", proposal_options=options(p))
+        p: zsseg.load(
+            "conse:efficientnet-lite0",
+            "mobilesam",
+            regions="dense",
+            proposal_options=sam_options(p, args.bf16_from_stage),
+        )
         for p in ("fp32", args.sam)
     }
     if args.sam == "fp32-unfused":

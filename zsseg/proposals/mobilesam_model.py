@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg.proposals.tinyvit import TinyViT
+from zsseg.proposals.tinyvit import MBConv, Mlp, PatchMerging, TinyViT
 
 MOBILESAM_NATIVE_SIZE = 1024
 
@@ -83,7 +83,7 @@ class LinearGelu(nn.Module):
 
 
 def _plain_conv(module: object) -> nn.Conv2d | None:
-    """The Conv2d of ``module``: itself, or a TinyViT ``Conv2d_BN`` whose BatchNorm has been folded (an Identity)."""
+    """The Conv2d of ``module``: itself, or a TinyViT ``Conv2dBN`` whose BatchNorm has been folded (an Identity)."""
     if isinstance(module, nn.Conv2d):
         conv: nn.Module = module
     elif isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[1], nn.Identity):
@@ -96,8 +96,8 @@ def _plain_conv(module: object) -> nn.Conv2d | None:
 
 
 def fuse_conv_gelu(encoder: nn.Module) -> int:
-    """Fold each exact GELU that directly follows a convolution in TinyViT (its patch embedding, ``MBConv`` and
-    ``PatchMerging`` blocks) into a :class:`ConvGelu`, and each that follows an MLP's first linear layer into a
+    """Fold each exact GELU that directly follows a convolution in :class:`TinyViT` (its patch embedding, ``MBConv``
+    and ``PatchMerging`` blocks) into a :class:`ConvGelu`, and each that follows an MLP's first linear layer into a
     :class:`LinearGelu`, in place; run after the BatchNorms are folded. Returns the number of pairs fused."""
     fused = 0
 
@@ -105,7 +105,6 @@ def fuse_conv_gelu(encoder: nn.Module) -> int:
         return isinstance(m, nn.GELU) and m.approximate == "none"
 
     for module in encoder.modules():
-        kind = type(module).__name__
         if isinstance(module, nn.Sequential):  # the patch embedding: conv, GELU, conv
             names = list(module._modules)
             for a, b in zip(names[:-1], names[1:], strict=True):
@@ -114,22 +113,20 @@ def fuse_conv_gelu(encoder: nn.Module) -> int:
                 if plain is not None:
                     module._modules[a], module._modules[b] = ConvGelu(plain), nn.Identity()
                     fused += 1
-        elif kind == "MBConv":  # conv1, act1, conv2, act2, conv3, + shortcut, act3
+        elif isinstance(module, MBConv):  # conv1, act1, conv2, act2, conv3, + shortcut, act3
             for conv_name, act_name in (("conv1", "act1"), ("conv2", "act2")):
                 plain = _plain_conv(getattr(module, conv_name))
                 if plain is not None and gelu(getattr(module, act_name)):
                     setattr(module, conv_name, ConvGelu(plain))
                     setattr(module, act_name, nn.Identity())
                     fused += 1
-        elif kind == "Mlp":  # norm, fc1, act, drop, fc2, drop
-            fc1 = getattr(module, "fc1", None)
-            if isinstance(fc1, nn.Linear) and gelu(getattr(module, "act", None)):
-                module.fc1, module.act = LinearGelu(fc1), nn.Identity()
+        elif isinstance(module, Mlp):  # norm, fc1, act, fc2
+            if isinstance(module.fc1, nn.Linear) and gelu(module.act):
+                module.fc1, module.act = LinearGelu(module.fc1), nn.Identity()
                 fused += 1
-        elif kind == "PatchMerging":  # conv1, act, conv2, act, conv3: one activation module used twice
-            first = _plain_conv(getattr(module, "conv1", None))
-            second = _plain_conv(getattr(module, "conv2", None))
-            if first is not None and second is not None and gelu(getattr(module, "act", None)):
+        elif isinstance(module, PatchMerging):  # conv1, act, conv2, act, conv3: one activation module used twice
+            first, second = _plain_conv(module.conv1), _plain_conv(module.conv2)
+            if first is not None and second is not None and gelu(module.act):
                 module.conv1, module.conv2, module.act = ConvGelu(first), ConvGelu(second), nn.Identity()
                 fused += 2
     return fused

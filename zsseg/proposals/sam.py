@@ -280,6 +280,7 @@ class SamProposer:
         """A points_per_side^2 grid over an (h, w) image: float64 (P, 2) point coordinates in the encoder's
         resized frame, and their float32 (P, 1, C) sparse prompt embeddings."""
         newh, neww = sam_amg.preprocess_shape(h, w, self.img_size)
+        # image pixels, then scaled per axis: segment_anything's apply_coords, to the last bit (not * [neww, newh])
         points = sam_amg.point_grid(points_per_side) * np.array([w, h]) * np.array([neww / w, newh / h])
         coords = torch.as_tensor(points, dtype=torch.float32, device=self.device)[:, None, :]
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)

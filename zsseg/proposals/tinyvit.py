@@ -80,9 +80,10 @@ class PatchMerging(nn.Module):
     def __init__(self, resolution: tuple[int, int], dim: int, out_dim: int, stride: int) -> None:
         super().__init__()
         self.resolution = resolution
-        self.act = nn.GELU()
-        self.conv1 = Conv2dBN(dim, out_dim)
-        self.conv2 = Conv2dBN(out_dim, out_dim, 3, stride, 1, groups=out_dim)
+        # nn.Module: fuse_conv_gelu swaps these for fused modules
+        self.act: nn.Module = nn.GELU()
+        self.conv1: nn.Module = Conv2dBN(dim, out_dim)
+        self.conv2: nn.Module = Conv2dBN(out_dim, out_dim, 3, stride, 1, groups=out_dim)
         self.conv3 = Conv2dBN(out_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,9 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        self.fc1: nn.Module = nn.Linear(dim, hidden)  # nn.Module: fuse_conv_gelu swaps fc1 and act
+        self.act: nn.Module = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(self.norm(x))))  # type: ignore[no-any-return]
