@@ -86,6 +86,18 @@ def test_fast_decoder_matches_sam_decoder(model: Sam) -> None:
     assert ((masks16 > 0) == (ref_masks > 0)).float().mean() > 0.95
 
 
+def test_layer_norm_keeps_float32_weights_on_cpu() -> None:
+    norm = torch.nn.LayerNorm(64)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(100, 64).to(torch.bfloat16)
+    out = sam_amg._layer_norm(norm, x)
+    assert out.dtype == torch.bfloat16
+    ref = norm(x.float())  # float32 all the way, then one rounding to bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=1e-6, rtol=2**-8)
+
+
 def test_helpers() -> None:
     grid = build_point_grid(4)  # the grid SamProposer prompts with
     assert grid.shape == (16, 2) and grid.min() == pytest.approx(0.125) and grid.max() == pytest.approx(0.875)

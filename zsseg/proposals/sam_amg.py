@@ -128,9 +128,14 @@ def _token_values(attn: Any, v: Tensor) -> Tensor:
     return vo.reshape(b, h * t, -1)
 
 
-def _layer_norm(norm: nn.LayerNorm, x: Tensor) -> Tensor:
-    """``norm(x)`` in the dtype of ``x``."""
-    return F.layer_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
+def _layer_norm(norm: Any, x: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
+    """``norm(x)`` (a LayerNorm or SAM's LayerNorm2d applied over the last dimension, ``shape``) in the dtype of
+    ``x``. On CPU the norm keeps its float32 weights: the kernel normalises a bfloat16 ``x`` in float32 and its
+    weights are not rounded (also a little faster); elsewhere they are cast to the dtype of ``x``."""
+    w, b = norm.weight, norm.bias
+    if x.device.type != "cpu":
+        w, b = w.to(x.dtype), b.to(x.dtype)
+    return F.layer_norm(x, shape or norm.normalized_shape, w, b, norm.eps)
 
 
 def prepare_image(model: Any, embedding: Tensor, dtype: torch.dtype = torch.float32) -> ImageContext:
@@ -211,7 +216,7 @@ def decode_prompts(decoder: Any, ctx: ImageContext, sparse: Tensor) -> tuple[Ten
             kf = kf.reshape(b, h * t, -1).to(dt)
             logits = torch.baddbmm(bias.reshape(b, h * t, 1).to(dt), kf, keys_pe.transpose(1, 2))  # (B, h*T, N)
             _softmax_(logits.view(b, h, t, -1), dim=2)
-            upd = torch.baddbmm(keys, logits.transpose(1, 2), _token_values(i2t, queries).to(dt))
+            upd = keys.baddbmm_(logits.transpose(1, 2), _token_values(i2t, queries).to(dt))  # keys: ours, used up
         keys = _layer_norm(layer.norm4, upd)
     assert keys is not None, "the two-way transformer has no blocks"
     q = queries + query_pe
@@ -265,7 +270,7 @@ def upscale_masks(
     w2, b2 = (t.to(dt) for t in _pixel_linear(conv2))
     c1, c2, k = conv1.weight.shape[1], conv2.weight.shape[1], hyper.shape[1]
     x = torch.addmm(b1, src.reshape(b * n, -1), w1).view(b * n * 4, c1)  # rows: (b, y, x, dy, dx)
-    x = act1(F.layer_norm(x, (c1,), norm.weight.to(dt), norm.bias.to(dt), norm.eps))
+    x = act1(_layer_norm(norm, x, (c1,)))
     x = act2(torch.addmm(b2, x, w2)).view(b, n * 16, c2)  # rows: (y, x, dy, dx, ey, ex)
     m = torch.bmm(x, hyper.transpose(1, 2).to(dt))  # (B, N*16, K)
     m = m.view(b, hh, ww, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
