@@ -249,8 +249,10 @@ class SamProposer:
             rows = ok.any(1)
             if not bool(rows.any()):
                 continue
-            logits = sam_amg.upscale_masks(self._decoder, ctx, src[rows], hyper[rows], extent=(ch, cw))
-            logits = logits[ok[rows]].cpu()  # (m, ch, cw)
+            if not bool(rows.all()):  # indexing copies the (B, N, C) tokens even when every row is kept
+                src, hyper, iou, ok = src[rows], hyper[rows], iou[rows], ok[rows]
+            logits = sam_amg.upscale_masks(self._decoder, ctx, src, hyper, extent=(ch, cw))
+            logits = logits[ok].cpu()  # (m, ch, cw)
             stable = stability_score(logits[:, :lh, :lw], self.mask_threshold, self.stability_score_offset)
             good = stable >= self.stability_score_thresh  # scores lie in [0, 1]
             all_logits.append(logits[good])
