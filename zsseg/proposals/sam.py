@@ -101,7 +101,7 @@ class SamProposer:
             AMX CPU but moved the pipeline's VOC mIoU by -0.6, past the 0.5 the fast path allows; the encoder's
             early, high-resolution stages are what bf16 hurts (each prompt's masks at 0.977 IoU to fp32's; the
             decoder alone in bf16 0.994), so ``mixed`` keeps them fp32: from stage 3, label maps agree with fp32's
-            on 99.2% of pixels (from stage 2: 98.6%, below the fast path's 99%; ``docs/results.md`` §9).
+            on 99.1% of pixels (from stage 2: 98.6%, below the fast path's 99%; ``docs/results.md`` §9).
         bf16_from_stage: where ``auto`` picks bf16 on a CPU (``mixed``): the image encoder's patch embedding and
             stages before this index stay float32, its later stages, its neck and the decoder's per-prompt image
             tensors run in bfloat16. Stages are the encoder's ``layers`` (TinyViT) or ``blocks`` (SAM's ViT).
