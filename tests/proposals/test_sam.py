@@ -10,6 +10,7 @@ import pytest
 import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.utils.amg import build_point_grid, calculate_stability_score
+from segment_anything.utils.transforms import ResizeLongestSide
 from zsseg_testing import REPO, best_iou
 
 from zsseg.errors import ZsSegError
@@ -116,6 +117,13 @@ def test_helpers() -> None:
     keep = box_nms(boxes[:2], torch.tensor([0.5, 0.9]), 0.7)
     assert keep.tolist() == [1]  # IoU 15/18 > 0.7: the lower-scoring box goes
     assert box_nms(boxes[:2], torch.tensor([0.5, 0.5]), 0.9).tolist() == [0, 1]
+
+
+def test_point_grid_and_resizing_match_segment_anything() -> None:
+    assert np.array_equal(sam_amg.point_grid(16), build_point_grid(16))
+    image = np.random.default_rng(0).integers(0, 256, (75, 100, 3), dtype=np.uint8)
+    for size in (1024, 64):
+        assert np.array_equal(sam_amg.resize_longest_side(image, size), ResizeLongestSide(size).apply_image(image))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from zsseg_testing import REPO
@@ -98,15 +97,3 @@ def test_the_default_model_loads_without_timm_torchvision_or_dynamo() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[-2] == "[] False"
-
-
-def test_point_grid_and_resizing_match_segment_anything() -> None:
-    from segment_anything.utils.amg import build_point_grid
-    from segment_anything.utils.transforms import ResizeLongestSide
-
-    from zsseg.proposals import sam_amg
-
-    assert np.array_equal(sam_amg.point_grid(16), build_point_grid(16))
-    image = np.random.default_rng(0).integers(0, 256, (75, 100, 3), dtype=np.uint8)
-    for size in (1024, 64):
-        assert np.array_equal(sam_amg.resize_longest_side(image, size), ResizeLongestSide(size).apply_image(image))
