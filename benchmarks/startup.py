@@ -34,13 +34,13 @@ PROBE = """
 import sys, numpy as np, zsseg
 def status():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return {k: int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM", "RssFile", "RssAnon")}
+    return {k: int(fields[k].split()[0]) // 1024 for k in ("VmRSS", "RssFile", "RssAnon")}
 before = status()
 m = zsseg.load()
 m.segment(zsseg.read_image(sys.argv[1]), sys.argv[2])
 after = status()
 heavy = [h for h in sys.argv[3].split(",") if h in sys.modules]
-print(before["VmRSS"], after["VmRSS"], after["VmHWM"], after["RssFile"], after["RssAnon"], ",".join(heavy) or "-")
+print(before["VmRSS"], after["VmRSS"], after["RssFile"], after["RssAnon"], ",".join(heavy) or "-")
 """
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     for c in checkouts:
         wall, load, peak = (statistics.median(x) for x in zip(*results[c], strict=True))
         lo, hi = min(r[2] for r in results[c]), max(r[2] for r in results[c])
-        start, end, _hwm, file_mb, anon_mb, heavy = probe(c)
+        start, end, file_mb, anon_mb, heavy = probe(c)
         name = "this repository" if c == REPO else str(c)
         print(f"| {name} | {wall:.2f} | {load:.2f} | {peak:.0f} | {lo:.0f}-{hi:.0f} | {start} "
               f"| {end} ({file_mb} / {anon_mb}) | {heavy} |")  # fmt: skip
