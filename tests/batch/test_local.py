@@ -150,9 +150,11 @@ def test_sigint_stops_cleanly_and_rerun_does_not_redo(tmp_path: Path) -> None:
     assert 2 <= len(done) < n and {r["status"] for r in done.values()} == {"ok"}
     assert not list(out.rglob(".*.tmp"))
     stamps = {k: (out / r["label_file"]).stat().st_mtime_ns for k, r in done.items()}
+    (out / "labels" / ".img00.png.stale1.tmp").write_bytes(b"half")  # as a worker killed mid-write leaves it
 
     rerun = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
+    assert not list(out.rglob(".*.tmp")), "a finished run sweeps what killed writers left"
     assert f"{n - len(done)} segmented, 0 failed, {len(done)} skipped (done before)" in rerun.stderr
     assert {k: (out / r["label_file"]).stat().st_mtime_ns for k, r in done.items()} == stamps
     assert len(read_index(out)) == n

@@ -115,8 +115,7 @@ def run_local(
         if slot.inflight:
             head = slot.inflight[0]
             attempts[head] += slot.ready  # a death while loading the model is not the image's fault
-            for i in slot.inflight:
-                sweep_temporaries(out, items[i].key)
+            sweep_temporaries(out, (items[i].key for i in slot.inflight))
             lost = list(slot.inflight)
             if attempts[head] >= max_attempts:
                 lost.pop(0)
@@ -176,5 +175,4 @@ def run_local(
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join()
-            for i in slot.inflight:
-                sweep_temporaries(out, items[i].key)
+            sweep_temporaries(out, (items[i].key for i in slot.inflight))

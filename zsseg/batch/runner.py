@@ -12,7 +12,7 @@ from typing import Any
 
 from zsseg.batch.index import IndexWriter, check_stamp, compact
 from zsseg.batch.inputs import ImageItem, list_inputs
-from zsseg.batch.worker import WorkerSpec, output_files
+from zsseg.batch.worker import WorkerSpec, output_files, sweep_temporaries
 from zsseg.errors import ZsSegError
 from zsseg.io import ensure_writable_dir, parse_classes
 
@@ -225,6 +225,9 @@ def run_batch(
     except BaseException:
         _finish(bar, writer, out, vocab, summary, t0)
         raise
+    # every worker is done: remove what one killed mid-write left (Ray retries its images on another actor without
+    # saying which; an interrupted earlier run may have left some too)
+    sweep_temporaries(out, (item.key for item in items))
     _finish(bar, writer, out, vocab, summary, t0)
     return summary
 

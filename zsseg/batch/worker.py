@@ -6,6 +6,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,20 @@ def _failed(message: str, t_start: float) -> dict[str, Any]:
     }
 
 
-def sweep_temporaries(out: Path, key: str) -> None:
-    """Remove the hidden temporary files a worker killed while writing ``key``'s outputs left behind."""
-    for rel in output_files(key, True):
-        if rel is None:
+def sweep_temporaries(out: Path, keys: Iterable[str]) -> None:
+    """Remove the hidden temporary files (``AtomicWriter``'s ``.<name>.<random>.tmp``) that workers killed while
+    writing ``keys``' outputs left behind. One listing per output folder, however many keys share it. Call it only
+    while no worker is writing those keys."""
+    wanted: dict[Path, set[str]] = {}
+    for key in keys:
+        for rel in output_files(key, True):
+            if rel is not None:
+                dest = out / rel
+                wanted.setdefault(dest.parent, set()).add(dest.name)
+    for folder, names in wanted.items():
+        if not folder.is_dir():
             continue
-        dest = out / rel
-        if dest.parent.is_dir():
-            for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
-                tmp.unlink(missing_ok=True)
+        for entry in os.scandir(folder):
+            n = entry.name
+            if n.startswith(".") and n.endswith(".tmp") and n[1:-4].rsplit(".", 1)[0] in names:
+                Path(entry.path).unlink(missing_ok=True)
