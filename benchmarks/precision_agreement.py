@@ -11,6 +11,7 @@ over fp32 masks of the best IoU: numerics and the thresholds they cross), the sh
 pipeline's label maps agree, and both runs' VOC-20 mIoU (15/5 split).
 
     python benchmarks/precision_agreement.py --images 200 [--sam auto|bf16|fp32-unfused] [--bf16-from-stage K]
+        [--image-size N]
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def unfuse_gelu(encoder: nn.Module) -> None:
                 setattr(module, name, nn.Sequential(child.linear, nn.GELU()))
 
 
-def sam_options(run: str, bf16_from_stage: int | None) -> dict[str, object]:
+def sam_options(run: str, bf16_from_stage: int | None, image_size: int | None) -> dict[str, object]:
     """MobileSAM's options for a run named ``fp32``, ``auto``, ``bf16`` or ``fp32-unfused``."""
     options: dict[str, object] = {"precision": run.split("-")[0]}
+    if image_size is not None:
+        options["image_size"] = image_size
     if run == "auto" and bf16_from_stage is not None:
         options["bf16_from_stage"] = bf16_from_stage
     return options
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--sam", choices=("auto", "bf16", "fp32-unfused"), default="auto", help="against fp32")
     parser.add_argument("--grid", type=int, default=8, help="points per side of the per-prompt mask check")
     parser.add_argument("--bf16-from-stage", type=int, default=None, help="with --sam auto: mixed from this stage")
+    parser.add_argument("--image-size", type=int, default=None, help="MobileSAM's input side (default: load's)")
     args = parser.parse_args()
 
     import zsseg
@@ -79,7 +83,7 @@ def main() -> None:
             "conse:efficientnet-lite0",
             "mobilesam",
             regions="dense",
-            proposal_options=sam_options(p, args.bf16_from_stage),
+            proposal_options=sam_options(p, args.bf16_from_stage, args.image_size),
         )
         for p in ("fp32", args.sam)
     }
@@ -111,7 +115,8 @@ def main() -> None:
     res = {p: e.evaluate() for p, e in evals.items()}
     a = np.array(agree)
     ran = runs[other].proposer.precision
-    print(f"\n{len(agree)} VOC val images; MobileSAM fp32 against {other} (ran {ran}), ConSE fp32\n")
+    size = runs[other].proposer.img_size
+    print(f"\n{len(agree)} VOC val images; MobileSAM at {size} px, fp32 against {other} (ran {ran}), ConSE fp32\n")
     print(f"| | fp32 | {other} ({ran}) |\n|---|---|---|")
 
     def show(value: float | None) -> str:  # None: no pixel of that class group in the images scored
