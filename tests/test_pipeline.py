@@ -85,3 +85,28 @@ def test_result_validates_shapes(colour_backend, toy_scene):
         r.label_map, tuple(f"c{i}" for i in range(300)), r.proposals, np.zeros((1, 300), np.float32), r.confidence
     )
     assert big.ignore_index == 65535 and big.label_image().mode.startswith("I")
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize(
+    ("regions", "options", "size"),
+    [("dense", {}, 768), ("crops", {}, 1024), ("dense", {"image_size": 1024}, 1024)],
+)
+def test_fast_path_runs_mobilesam_at_its_cpu_size(regions, options, size):
+    """Dense (and hybrid) regions on a CPU run MobileSAM at 768 px; crops, the paper's reference, at its native
+    1024; the user's own image_size wins. The JSON output records the size."""
+    import zsseg
+
+    seg = zsseg.load("conse:efficientnet-lite0", "mobilesam", device="cpu", regions=regions, proposal_options=options)
+    assert seg.proposer.img_size == size
+    result = seg.segment(np.full((48, 64, 3), 120, np.uint8), "cat, sofa")
+    assert result.settings["proposals_input_size"] == size
+    assert json.loads(json.dumps(result.summary()))["proposals_input_size"] == size
+
+
+def test_fast_path_options():
+    from zsseg.proposals import FAST_PATH_MOBILESAM_SIZE, fast_path_options
+
+    assert fast_path_options("mobilesam", "cpu") == {"image_size": FAST_PATH_MOBILESAM_SIZE}
+    assert fast_path_options("mobilesam", "cuda:0") == {}  # GPUs keep MobileSAM's native size
+    assert fast_path_options("selective-search", "cpu") == {}

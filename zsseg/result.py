@@ -35,7 +35,7 @@ class Segmentation:
         model: the vision-language backend used.
         proposer: the proposal generator used.
         timings: seconds per stage.
-        settings: how the image was processed (region-feature mode, precisions), reported in the JSON.
+        settings: how the image was processed (region-feature mode, precisions, SAM's input side), in the JSON.
 
     Indexing with a boolean (N,) or integer array selects proposals (and their probabilities); the label
     map is not recomputed.
@@ -49,7 +49,7 @@ class Segmentation:
     model: str = ""
     proposer: str = ""
     timings: dict[str, float] = field(default_factory=dict)
-    settings: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str | int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ph, pw = self.proposals.image_size
