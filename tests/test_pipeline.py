@@ -92,8 +92,8 @@ def test_result_validates_shapes(colour_backend, toy_scene):
     ("regions", "options", "size"),
     [("dense", {}, 768), ("crops", {}, 1024), ("dense", {"image_size": 1024}, 1024)],
 )
-def test_fast_path_runs_mobilesam_at_its_cpu_size(regions, options, size):
-    """Dense (and hybrid) regions on a CPU run MobileSAM at 768 px; crops, the paper's reference, at its native
+def test_fast_path_runs_mobilesam_at_768(regions, options, size):
+    """Dense (and hybrid) regions run MobileSAM at 768 px; crops, the paper's reference, at its native
     1024; the user's own image_size wins. The JSON output records the size."""
     import zsseg
 
@@ -107,6 +107,5 @@ def test_fast_path_runs_mobilesam_at_its_cpu_size(regions, options, size):
 def test_fast_path_options():
     from zsseg.proposals import FAST_PATH_MOBILESAM_SIZE, fast_path_options
 
-    assert fast_path_options("mobilesam", "cpu") == {"image_size": FAST_PATH_MOBILESAM_SIZE}
-    assert fast_path_options("mobilesam", "cuda:0") == {}  # GPUs keep MobileSAM's native size
-    assert fast_path_options("selective-search", "cpu") == {}
+    assert fast_path_options("mobilesam") == {"image_size": FAST_PATH_MOBILESAM_SIZE}
+    assert fast_path_options("selective-search") == {}

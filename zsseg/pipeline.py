@@ -227,8 +227,8 @@ def load(
         unlabelled_threshold: see :class:`Segmenter`.
         background_threshold: see :class:`Segmenter`.
         proposal_options: keyword arguments of the proposal generator's constructor. Unless they say otherwise,
-            dense and hybrid regions on a CPU run MobileSAM at 768 px, not its native 1024 (1.7x faster end to
-            end for -1.0 VOC-20 mIoU; :func:`zsseg.proposals.fast_path_options`).
+            dense and hybrid regions run MobileSAM at 768 px, not its native 1024 (1.7x faster end to end on a
+            CPU for -1.0 VOC-20 mIoU; :func:`zsseg.proposals.fast_path_options`).
         classifier_checkpoint: a strategy-2 checkpoint (``zsseg train --what strategy2``), ensembled with the
             frozen classifier; its backend is used when ``model`` is ``auto``.
         prompts_checkpoint: learned prompts (``zsseg train --what prompts``) replacing ``templates``.
@@ -264,7 +264,7 @@ def load(
     if "precision" in proposer_options(resolve_name(proposals)):
         options.setdefault("precision", precision)
     if classifier.regions != "crops":  # the crop path is the paper's reference: its proposals stay as they were
-        options = fast_path_options(proposals, device) | options
+        options = fast_path_options(proposals) | options
     proposer = build_proposer(proposals, device=device, **options)
     return Segmenter(
         proposer,

@@ -23,7 +23,7 @@ import torch
 from zsseg.errors import ZsSegError
 from zsseg.proposals.base import MaskProposer, Proposals
 
-#: MobileSAM's input side when its proposals feed the fast path (dense or hybrid regions) on a CPU.
+#: MobileSAM's input side when its proposals feed the fast path (dense or hybrid regions).
 FAST_PATH_MOBILESAM_SIZE = 768
 
 PROPOSER_NAMES = (
@@ -77,17 +77,16 @@ def proposer_options(name: str) -> dict[str, inspect.Parameter]:
     }
 
 
-def fast_path_options(name: str, device: str | torch.device) -> dict[str, Any]:
-    """Knob defaults for generator ``name`` on ``device`` when its proposals feed the fast path (dense or hybrid
-    region features); :func:`zsseg.load` applies them under the user's own options.
+def fast_path_options(name: str) -> dict[str, Any]:
+    """Knob defaults for generator ``name`` when its proposals feed the fast path (dense or hybrid region
+    features); :func:`zsseg.load` applies them under the user's own options.
 
-    MobileSAM runs at 768 px instead of its native 1024 on a CPU: on the 200 dev VOC-20 val images (ConSE, dense
-    regions) 47.3 mIoU at 0.60 s per image end to end, against 48.2 at 1.03 s (``docs/results.md`` section 9).
-    GPUs, the crop path (the paper's reference) and the other generators keep their own defaults.
+    MobileSAM runs at 768 px instead of its native 1024: on the 200 dev VOC-20 val images (ConSE, dense regions,
+    2-core CPU) 47.3 mIoU at 0.64 s per image end to end, against 48.2 at 1.03 s (``docs/results.md`` section 9).
+    The same on every device, so that a label map does not depend on where it was made (a batch resumed on other
+    machines, GPU against CPU checks). The crop path (the paper's reference) and other generators keep theirs.
     """
-    if resolve_name(name) == "mobilesam" and torch.device(device).type == "cpu":
-        return {"image_size": FAST_PATH_MOBILESAM_SIZE}
-    return {}
+    return {"image_size": FAST_PATH_MOBILESAM_SIZE} if resolve_name(name) == "mobilesam" else {}
 
 
 def build_proposer(name: str = "auto", device: str | torch.device = "cpu", **options: Any) -> MaskProposer:

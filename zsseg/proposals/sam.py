@@ -110,9 +110,9 @@ class SamProposer:
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
         image_size: side of the encoder's square input; None: the model's own. ``mobilesam`` is built at this
-            size (its native 1024 when None; :func:`zsseg.load` passes 768 on a CPU when regions are dense or
-            hybrid: 1.7x faster end to end for -1.0 VOC-20 mIoU; 512 made proposals 2.2x faster and cost 5.4
-            oracle mIoU on 8 VOC val images, with fewer small parts); SAM ViT models only run at their native 1024.
+            size (its native 1024 when None; :func:`zsseg.load` passes 768 when regions are dense or hybrid: 1.7x
+            faster end to end on a CPU for -1.0 VOC-20 mIoU; 512 made proposals 2.2x faster and cost 5.4 oracle
+            mIoU on 8 VOC val images, with fewer small parts); SAM ViT models only run at their native 1024.
     """
 
     name: str = "mobilesam"
