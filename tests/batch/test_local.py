@@ -133,7 +133,13 @@ def test_sigint_stops_cleanly_and_rerun_does_not_redo(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "zsseg.cli", "batch", str(src), "--classes", ", ".join(CLASSES), "--out", str(out)]
     cmd += [*LOAD_FLAGS, "--workers", "1"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that (Python then installs no Ctrl-C
+    # handler): give the child the default, as a terminal's foreground command has
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("labels/*.png"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
