@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from torch import nn
@@ -74,6 +75,7 @@ def main() -> None:
     from zsseg import precision
     from zsseg.data import load_dataset
     from zsseg.eval import SemSegEvaluator
+    from zsseg.proposals.sam import SamProposer
 
     precision.cpu_has_fast_bfloat16 = lambda: True  # type: ignore[assignment]  # force bf16 on any CPU
     dataset = load_dataset("voc20", DATA, "val")
@@ -87,8 +89,9 @@ def main() -> None:
         )
         for p in ("fp32", args.sam)
     }
+    sams = {p: cast(SamProposer, seg.proposer) for p, seg in runs.items()}  # MobileSAM's own checks need its class
     if args.sam == "fp32-unfused":
-        unfuse_gelu(runs[args.sam].proposer.model.image_encoder)
+        unfuse_gelu(sams[args.sam].model.image_encoder)
     other = args.sam
     info = dataset.info
     evals = {p: SemSegEvaluator(info.num_classes, info.classes, info.ignore_index, info.unseen_ids) for p in runs}
@@ -103,7 +106,7 @@ def main() -> None:
             evals[p].process(result.label_map, label)
         iou = best_iou(out["fp32"].proposals.masks, out[other].proposals.masks)
         same = float((out["fp32"].label_map == out[other].label_map).mean())
-        grid = {p: seg.proposer.grid_masks(image, args.grid).flatten(2) for p, seg in runs.items()}
+        grid = {p: sam.grid_masks(image, args.grid).flatten(2) for p, sam in sams.items()}
         union = (grid["fp32"] | grid[other]).sum(-1)
         per_prompt = float(((grid["fp32"] & grid[other]).sum(-1)[union > 0] / union[union > 0]).float().mean())
         ious.append(iou)
@@ -114,8 +117,8 @@ def main() -> None:
             print(f"| {sample.id} | {n32} / {n16} | {per_prompt:.3f} | {iou:.3f} | {100 * same:.1f}% |", flush=True)
     res = {p: e.evaluate() for p, e in evals.items()}
     a = np.array(agree)
-    ran = runs[other].proposer.precision
-    size = runs[other].proposer.img_size
+    ran = sams[other].precision
+    size = sams[other].img_size
     print(f"\n{len(agree)} VOC val images; MobileSAM at {size} px, fp32 against {other} (ran {ran}), ConSE fp32\n")
     print(f"| | fp32 | {other} ({ran}) |\n|---|---|---|")
 
