@@ -260,12 +260,13 @@ def load(
         regions=regions,
         dense_size=dense_size,
     )
+    name = resolve_name(proposals)  # "auto" looks for MobileSAM's package once
     options = dict(proposal_options or {})
-    if "precision" in proposer_options(resolve_name(proposals)):
+    if "precision" in proposer_options(name):
         options.setdefault("precision", precision)
     if classifier.regions != "crops":  # the crop path is the paper's reference: its proposals stay as they were
-        options = fast_path_options(proposals) | options
-    proposer = build_proposer(proposals, device=device, **options)
+        options = fast_path_options(name) | options
+    proposer = build_proposer(name, device=device, **options)
     return Segmenter(
         proposer,
         classifier,
