@@ -129,3 +129,42 @@ def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     hit = cached_weights("ViT-B-16/openai")
     assert hit is not None and hit.endswith("open_clip_model.safetensors")
+
+
+def test_text_tower_runs_only_up_to_the_last_end_of_text(tiny_checkpoint, monkeypatch):
+    """encode_texts cuts CLIP's 77-token context after the longest sentence's end-of-text token: the same embeddings
+    as open_clip's full-length encode_text; a model the cut does not fit goes through encode_text unchanged."""
+    from zsseg.classify.backends import clip
+
+    backend = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}")
+    tokenizer = open_clip.get_tokenizer("zsseg-tiny-clip")
+    texts = ["cat", "a photo of a potted plant in the scene, seen from far away at dusk.", " ".join(["sofa"] * 80)]
+    with torch.no_grad():
+        want = F.normalize(backend.model.encode_text(tokenizer(texts)), dim=-1)
+    assert clip.plain_text_tower(backend.model) and clip.is_causal(backend.model.attn_mask)
+    lengths = []
+    forward = backend.model.transformer.forward
+    monkeypatch.setattr(
+        backend.model.transformer, "forward", lambda x, **kw: lengths.append(x.shape[1]) or forward(x, **kw)
+    )
+    for batch in (texts[:1], texts[:2], texts):
+        torch.testing.assert_close(backend.encode_texts(batch), want[: len(batch)], rtol=1e-5, atol=1e-6)
+    assert lengths == [
+        3,
+        int(tokenizer(texts[:2]).argmax(-1).max()) + 1,
+        77,
+    ]  # [start] cat [end]; longest; truncated to 77
+
+    monkeypatch.setattr(backend.model, "text_pool_type", "first")  # not end-of-text pooling: no cut
+    lengths.clear()
+    backend.encode_texts(texts[:1])
+    assert lengths == [77]
+
+
+def test_is_causal():
+    from zsseg.classify.backends.clip import is_causal
+
+    causal = torch.full((4, 4), float("-inf")).triu(1)
+    assert is_causal(causal) and is_causal(causal.bfloat16())
+    assert not is_causal(None) and not is_causal(torch.zeros(4, 4)) and not is_causal(causal.T)
+    assert not is_causal(torch.full((4, 4), float("-inf")))  # nothing visible, not a causal mask

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.backends.clip import encode_text_cut, end_positions
 from zsseg.classify.region import RegionClassifier
 from zsseg.errors import ZsSegError
 
@@ -83,41 +84,22 @@ class ClipPromptLearner(PromptLearner):
     def word_embeddings(self, text: str) -> torch.Tensor:
         model = self._frozen[0]
         tokens = self._tokens([text])[0]
-        end = int(self._end_index(tokens[None])[0])
+        end = int(end_positions(model, tokens[None])[0])
         return model.token_embedding(tokens[1:end]).detach().float()
-
-    def _end_index(self, tokens: torch.Tensor) -> torch.Tensor:
-        model = self._frozen[0]
-        if getattr(model, "text_pool_type", "argmax") == "eos":
-            return (tokens == model.text_eos_id).int().argmax(dim=-1)
-        return tokens.argmax(dim=-1)
 
     def forward(self, classes: Sequence[str]) -> torch.Tensor:
         model = self._frozen[0]
         tokens = self._tokens([f"{c}{self.suffix}" for c in classes])  # (K, C): [start] name suffix [end] pad
         length = tokens.shape[1]
-        end = self._end_index(tokens) + self.n_ctx
+        end = end_positions(model, tokens) + self.n_ctx
         if int(end.max()) >= length:
             raise ZsSegError(
                 f"a class name is too long for {self.n_ctx} context vectors in {length} tokens: shorten it"
             )
-        cast_dtype = model.transformer.get_cast_dtype()
-        emb = model.token_embedding(tokens).to(cast_dtype)
-        ctx = self.ctx.to(cast_dtype)[None].expand(len(classes), -1, -1)
+        emb = model.token_embedding(tokens)
+        ctx = self.ctx.to(emb.dtype)[None].expand(len(classes), -1, -1)
         x = torch.cat([emb[:, :1], ctx, emb[:, 1 : length - self.n_ctx]], dim=1)
-        attn_mask = model.attn_mask
-        if attn_mask is not None:  # causal: states up to [end] ignore later tokens, so cut them
-            keep = int(end.max()) + 1
-            x, attn_mask = x[:, :keep], attn_mask[:keep, :keep]
-            x = x + model.positional_embedding[:keep].to(cast_dtype)
-        else:
-            x = x + model.positional_embedding.to(cast_dtype)
-        x = model.ln_final(model.transformer(x, attn_mask=attn_mask))
-        x = x[torch.arange(len(classes), device=x.device), end]
-        proj = model.text_projection
-        if proj is not None:
-            x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-        return F.normalize(x.float(), dim=-1)
+        return F.normalize(encode_text_cut(model, x, end).float(), dim=-1)
 
 
 class BertPromptLearner(PromptLearner):
