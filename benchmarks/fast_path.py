@@ -180,9 +180,15 @@ def main() -> None:
         ran_regions = finals[i].get("regions", regions)
         variant = {"crops": "crops", "dense": "dense 448", "hybrid": "hybrid 448, 25% cropped"}[ran_regions]
         size = finals[i].get("proposals_input_size", 1024 if commit and props == "mobilesam" else None)
-        # region_modes.py scored fp32 MobileSAM at 1024 px
-        same_proposals = commit is None and size in (None, 1024) and finals[i].get("proposals_precision") == "fp32"
-        score = miou.get((props, variant)) if model.startswith("conse") and same_proposals else None
+        # region_modes.py scored an fp32 classifier on fp32 MobileSAM at 1024 px, and on generators without a network
+        # (no precision field)
+        same_run = (
+            commit is None
+            and size in (None, 1024)
+            and finals[i].get("proposals_precision", "fp32") == "fp32"
+            and finals[i].get("precision") == "fp32"
+        )
+        score = miou.get((props, variant)) if model.startswith("conse") and same_run else None
         label = f"{props}{f' ({size} px)' if size else ''}"
         if commit:
             regions_text, precision_text = f"{commit}'s pipeline", "its own"
