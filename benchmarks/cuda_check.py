@@ -3,8 +3,9 @@
 Meant for a session lent a GPU machine (one call; every part stops at ``--seconds``). Rows, each after a warm-up:
 
 - CLIP ViT-B/16 (random weights from a local checkpoint file: its timings are the real model's) + MobileSAM with
-  the defaults (``auto`` regions: hybrid; ``auto`` precision: fp16 on CUDA), MobileSAM's decoder taking 4 point
-  prompts per batch (the CPU default) and larger batches, one image at a time;
+  the defaults (``auto`` regions: hybrid; ``auto`` precision: fp16 on CUDA), MobileSAM's decoder taking 4, 16,
+  64 (the CUDA default) and 256 point prompts per call (the same proposals: ``SamProposer``'s
+  ``decode_batch_size``), one image at a time;
 - ConSE + MobileSAM with the defaults.
 
 Then the check that GPU and CPU agree, on that machine's own CPU: label maps of the same images on ``cuda`` and
@@ -78,7 +79,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=16, help="images per row (default 16)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit of each row (default 60)")
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu to check the script")
-    parser.add_argument("--batches", type=int, nargs="+", default=[4, 16, 64], help="MobileSAM points per batch")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[4, 16, 64, 256], help="MobileSAM points per decoder call"
+    )
     parser.add_argument(
         "--agreement-model",
         default="conse:efficientnet-lite0",
@@ -97,7 +100,7 @@ def main() -> None:
     print(f"\n{name}, torch {torch.__version__}; {len(imgs)} images per row, at most {args.seconds:.0f} s each\n")
     print("| model | proposals | points per decoder batch | settings | images/s | images | proposals/img |")
     print("|---|---|---|---|---|---|---|")
-    for model, batches in ((clip, args.batches), ("conse:efficientnet-lite0", [4])):
+    for model, batches in ((clip, args.batches), ("conse:efficientnet-lite0", [0])):
         label = "clip ViT-B-16 (random)" if model.startswith("clip") else model
         try:
             seg = zsseg.load(model, "mobilesam", device=args.device)
@@ -105,8 +108,10 @@ def main() -> None:
             print(f"| {label} | mobilesam | | not run: {exc} | | | |", flush=True)
             continue
         settings = ", ".join(f"{k} {v}" for k, v in seg.settings.items())
-        for batch in batches:  # one loaded model; the decoder reads its batch size on every call
-            seg.proposer.points_batch_size = batch  # type: ignore[attr-defined]
+        for wanted in batches:  # one loaded model; the proposer reads its decoder batch on every image
+            if wanted:  # 0: the device's default
+                seg.proposer.decode_batch_size = wanted  # type: ignore[attr-defined]
+            batch = seg.proposer.decode_batch_size  # type: ignore[attr-defined]
             rate, done, props = throughput(seg, imgs, args.seconds)
             print(f"| {label} | mobilesam | {batch} | {settings} | {rate:.1f} | {done} | {props:.0f} |", flush=True)
         del seg

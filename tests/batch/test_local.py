@@ -164,3 +164,24 @@ def test_sigint_stops_cleanly_and_rerun_does_not_redo(tmp_path: Path) -> None:
     assert f"{n - len(done)} segmented, 0 failed, {len(done)} skipped (done before)" in rerun.stderr
     assert {k: (out / r["label_file"]).stat().st_mtime_ns for k, r in done.items()} == stamps
     assert len(read_index(out)) == n
+
+
+def test_settings_stamp_leaves_out_what_only_changes_speed() -> None:
+    """A rerun may change the device, the crop batch and MobileSAM's decoder batch or threads, not its coverage
+    batches (which points are skipped) nor anything else that changes the outputs."""
+    from zsseg.batch.runner import stamp_settings
+
+    base = stamp_settings(CLASSES, {"model": "conse:efficientnet-lite0", "proposal_options": {"points_per_side": 8}})
+    fast = stamp_settings(
+        CLASSES,
+        {
+            "model": "conse:efficientnet-lite0",
+            "device": "cuda",
+            "batch_size": 64,
+            "proposal_options": {"points_per_side": 8, "decode_batch_size": 64, "num_threads": 1},
+        },
+    )
+    assert fast == base
+    options = {"points_per_side": 8, "points_batch_size": 8}
+    other = stamp_settings(CLASSES, {"model": "conse:efficientnet-lite0", "proposal_options": options})
+    assert other != base

