@@ -105,6 +105,7 @@ def test_dense_regions_through_the_clip_backend(tiny_checkpoint):
     )
     half = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}", precision="bf16")
     assert half.dtype in (torch.bfloat16, torch.float32)  # fp32 where the CPU has no native bf16
+    assert half.logit_scale == pytest.approx(backend.logit_scale, rel=1e-6)  # read before the cast, not rounded
     probs = RegionClassifier(half, regions="dense", dense_size=48).classify(img, full, ["cat", "sofa"])
     assert probs.shape == (1, 2) and probs.dtype == np.float32
 

@@ -54,6 +54,8 @@ class ClipBackend:
 
         self.device = torch.device(device)
         self.dtype = resolve_precision(precision, self.device)
+        # read before the cast: bf16 would round ln(100) to 4.594, a temperature of 98.9
+        self.logit_scale = float(model.logit_scale.float().exp().item())  # type: ignore[operator]
         self.model = model.to(self.device, self.dtype).eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -64,7 +66,6 @@ class ClipBackend:
         std = [float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD)]
         self.mean: tuple[float, float, float] = (mean[0], mean[1], mean[2])
         self.std: tuple[float, float, float] = (std[0], std[1], std[2])
-        self.logit_scale = float(model.logit_scale.float().exp().item())  # type: ignore[operator]
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
