@@ -235,10 +235,11 @@ class SamProposer:
         IoU (M,), and the image's geometry.
 
         Points go through the decoder coarse grid first, ``points_batch_size`` at a time, and a point that
-        ``skip_covered`` kept masks already cover when its batch is formed is skipped. Each decoder call takes up
-        to ``decode_batch_size`` points ahead (those uncovered so far); the batches are then replayed in order over
-        their results, dropping the points an earlier batch of the window covered: the same masks as decoding
-        each batch on its own, in fewer, larger calls."""
+        ``skip_covered`` kept masks already cover when its batch is formed is skipped. A batch with points not yet
+        decoded starts a decoder call of up to ``decode_batch_size`` points (those uncovered so far, from the
+        batch's first on); later batches take their points' results from it while it has them, so points an
+        earlier batch covered are dropped: the same masks as decoding each batch on its own, in fewer, larger
+        calls."""
         h, w = image.shape[:2]
         embedding, (newh, neww) = self._encode(image)
         ctx = sam_amg.prepare_image(self.model, embedding, self._dtype)
@@ -268,25 +269,20 @@ class SamProposer:
             return found, scan
 
         ahead = max(self.decode_batch_size, self.points_batch_size)
+        decoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         pos = 0
         while pos < len(order):
-            window, _ = uncovered(pos, ahead)
-            if not window:
-                break
-            decoded = self._decode(ctx, sparse, window, (ch, cw), (lh, lw))
-            # replay the batches the window holds; a batch reaching past it starts the next window
-            while pos < len(order):
-                batch, scan = uncovered(pos, self.points_batch_size)
-                if any(i not in decoded for i in batch):
-                    break
-                pos = scan
-                for i in batch:
-                    logits, scores = decoded[i]
-                    if len(scores):
-                        all_logits.append(logits)
-                        all_scores.append(scores)
-                        if skip > 0:
-                            coverage += (logits > self.mask_threshold).sum(0, dtype=torch.int32).numpy()
+            start = pos
+            batch, pos = uncovered(start, self.points_batch_size)
+            if any(i not in decoded for i in batch):  # one call for this batch and the points after it
+                decoded = self._decode(ctx, sparse, uncovered(start, ahead)[0], (ch, cw), (lh, lw))
+            for i in batch:
+                logits, scores = decoded[i]
+                if len(scores):
+                    all_logits.append(logits)
+                    all_scores.append(scores)
+                    if skip > 0:
+                        coverage += (logits > self.mask_threshold).sum(0, dtype=torch.int32).numpy()
         if not all_logits:
             return torch.zeros((0, ch, cw)), torch.zeros((0,)), geo
         return torch.cat(all_logits), torch.cat(all_scores), geo
