@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsseg.classify.backends.base import VisionLanguageBackend
-from zsseg.classify.backends.clip import encode_text_cut, end_positions
+from zsseg.classify.backends.clip import TEXT_TOWER_PARTS, encode_text_cut, end_of_text_pooling, end_positions
 from zsseg.classify.region import RegionClassifier
 from zsseg.errors import ZsSegError
 
@@ -66,12 +66,12 @@ class ClipPromptLearner(PromptLearner):
 
     def __init__(self, backend: VisionLanguageBackend, n_ctx: int = 16, suffix: str = ".") -> None:
         model = backend.model  # type: ignore[attr-defined]
-        if not all(hasattr(model, a) for a in ("token_embedding", "positional_embedding", "ln_final")):
+        if not all(hasattr(model, a) for a in TEXT_TOWER_PARTS):
             raise ZsSegError(
                 f"learned prompts need a CLIP text tower with token embeddings, which {backend.name} lacks: "
                 "use an OpenAI-style CLIP such as clip:ViT-B-16/openai"
             )
-        if getattr(model, "text_pool_type", "argmax") not in ("argmax", "eos"):
+        if not end_of_text_pooling(model):
             raise ZsSegError(f"learned prompts need end-of-text pooling; {backend.name} pools otherwise")
         width = int(model.token_embedding.weight.shape[1])
         super().__init__(n_ctx, width, suffix, backend.device)

@@ -87,11 +87,27 @@ class ClipBackend:
         return F.normalize(emb.float(), dim=-1)
 
 
+#: the parts of an open_clip ``CLIP`` text tower that :func:`encode_text_cut` runs
+TEXT_TOWER_PARTS = (
+    "token_embedding",
+    "positional_embedding",
+    "transformer",
+    "ln_final",
+    "attn_mask",
+    "text_projection",
+)
+
+
 def plain_text_tower(model: Any) -> bool:
-    """Whether ``model`` is an open_clip ``CLIP`` whose text tower :func:`encode_text_cut` runs: token and
-    positional embeddings, a transformer, ``ln_final``, and end-of-text pooling (``argmax`` or ``eos``)."""
-    names = ("token_embedding", "positional_embedding", "transformer", "ln_final", "attn_mask", "text_projection")
-    return all(hasattr(model, n) for n in names) and getattr(model, "text_pool_type", None) in ("argmax", "eos")
+    """Whether ``model`` is an open_clip ``CLIP`` whose text tower :func:`encode_text_cut` runs: the
+    :data:`TEXT_TOWER_PARTS` and a ``text_pool_type`` of end-of-text pooling (``argmax`` or ``eos``)."""
+    parts = (*TEXT_TOWER_PARTS, "text_pool_type")
+    return all(hasattr(model, n) for n in parts) and end_of_text_pooling(model)
+
+
+def end_of_text_pooling(model: Any) -> bool:
+    """Whether ``model``'s text embedding is the state at the end-of-text token (pooling ``argmax`` or ``eos``)."""
+    return getattr(model, "text_pool_type", "argmax") in ("argmax", "eos")
 
 
 def is_causal(mask: torch.Tensor | None) -> bool:
