@@ -264,6 +264,14 @@ class AtomicWriter:
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
 
+    @staticmethod
+    def destination_name(name: str) -> str | None:
+        """The destination file name a temporary file called ``name`` was made for (``.<dest>.<random>.tmp``, what
+        :meth:`_tmp` makes; the random part has no dot), or None if ``name`` is not one."""
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            return None
+        return name[1:-4].rsplit(".", 1)[0]
+
     def _tmp(self, dest: Path) -> Path:
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
         os.close(fd)

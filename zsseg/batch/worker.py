@@ -147,6 +147,5 @@ def sweep_temporaries(out: Path, keys: Iterable[str]) -> None:
         if not folder.is_dir():
             continue
         for entry in os.scandir(folder):
-            n = entry.name
-            if n.startswith(".") and n.endswith(".tmp") and n[1:-4].rsplit(".", 1)[0] in names:
+            if AtomicWriter.destination_name(entry.name) in names:
                 Path(entry.path).unlink(missing_ok=True)
