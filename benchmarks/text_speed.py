@@ -14,6 +14,7 @@ path's.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -70,7 +71,9 @@ def main() -> None:
     model = open_clip.create_model("ViT-B-16", pretrained=None)
     tokenizer = open_clip.get_tokenizer("ViT-B-16")
     precisions = ["fp32", "bf16"] if cpu_has_fast_bfloat16() else ["fp32"]
-    backends = {p: ClipBackend(model if p == "fp32" else _copy(model), tokenizer, precision=p) for p in precisions}
+    backends = {
+        p: ClipBackend(model if p == "fp32" else copy.deepcopy(model), tokenizer, precision=p) for p in precisions
+    }
 
     print(f"CLIP ViT-B/16 (random weights), {torch.get_num_threads()} threads, median of {args.repeats}\n")
     print(
@@ -95,12 +98,6 @@ def main() -> None:
                     f"{full_s:.2f} | {cut_s:.2f} | {full_s / cut_s:.1f}x | {float((got - want).abs().max()):.1e} | "
                     f"{cos_full:.6f}, {cos_cut:.6f} |"
                 )
-
-
-def _copy(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
 
 
 if __name__ == "__main__":
