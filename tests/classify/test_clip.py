@@ -60,6 +60,33 @@ def test_loads_local_checkpoint_and_matches_open_clip(tiny_checkpoint):
     np.testing.assert_allclose(probs, want.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_checkpoint, tmp_path, monkeypatch):
+    """The model built on meta with the checkpoint assigned is open_clip's model, causal mask included."""
+    from zsseg.classify.backends import clip
+
+    spec = f"zsseg-tiny-clip/{tiny_checkpoint}"
+    model = clip._create_assigned(spec)
+    assert model is not None
+    ref = open_clip.create_model("zsseg-tiny-clip", pretrained=str(tiny_checkpoint))
+    got, want = model.state_dict(keep_vars=True), ref.state_dict(keep_vars=True)
+    assert got.keys() == want.keys()
+    for name, tensor in want.items():
+        assert type(got[name]) is type(tensor) and got[name].requires_grad == tensor.requires_grad, name
+        assert got[name].device.type == "cpu" and torch.equal(got[name], tensor), name
+    torch.testing.assert_close(model.attn_mask, ref.attn_mask)
+    assert open_clip.get_model_preprocess_cfg(model) == open_clip.get_model_preprocess_cfg(ref)
+
+    (tmp_path / "weights.npz").write_bytes(b"")  # big_vision weights: open_clip's own loader copies them
+    assert clip._create_assigned(f"zsseg-tiny-clip/{tmp_path / 'weights.npz'}") is None
+
+    real_full = torch.full  # a tensor the checkpoint does not hold and zsseg does not rebuild: open_clip's path
+    monkeypatch.setattr(torch, "full", lambda *a, **k: real_full(*a, **k).to("meta"))
+    assert clip._create_assigned(spec) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(open_clip, "create_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no meta")))
+    assert clip._create_assigned(spec) is None
+
+
 def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
