@@ -87,6 +87,20 @@ def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_che
     assert clip._create_assigned(spec) is None
 
 
+def test_unreadable_or_mismatched_checkpoint_is_one_clear_line(tiny_checkpoint, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ZsSegError, match="could not read CLIP checkpoint .*corrupt.pt") as err:
+        load_backend(f"clip:zsseg-tiny-clip/{corrupt}")
+    assert "\n" not in str(err.value)
+    wider = {**TINY, "vision_cfg": {**TINY["vision_cfg"], "width": 64}}
+    (tmp_path / "zsseg-tiny-clip-wide.json").write_text(json.dumps(wider))
+    open_clip.add_model_config(tmp_path / "zsseg-tiny-clip-wide.json")
+    with pytest.raises(ZsSegError, match="does not fit architecture zsseg-tiny-clip-wide .*size mismatch") as err:
+        load_backend(f"clip:zsseg-tiny-clip-wide/{tiny_checkpoint}")
+    assert "\n" not in str(err.value) and "open_clip.list_models()" in str(err.value)
+
+
 def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))

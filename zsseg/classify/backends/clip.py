@@ -289,6 +289,24 @@ def _create_assigned(spec: str) -> torch.nn.Module | None:
     return model
 
 
+def _load_failure(spec: str, path: str, exc: Exception) -> str:
+    """One line for a checkpoint that is there but does not load: ``exc`` is torch's, safetensors' or pickle's
+    error, whose first specific line says what is wrong (torch's state-dict errors span many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    arch = split_spec(spec)[0]
+    if lines and lines[0].startswith("Error(s) in loading state_dict"):
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        return (
+            f"CLIP checkpoint {path} does not fit architecture {arch} ({detail[:200]}): name the architecture it "
+            f"was saved from, clip:ARCH/{path}, with ARCH from open_clip.list_models()"
+        )
+    detail = lines[0][:200] if lines else type(exc).__name__
+    return (
+        f"could not read CLIP checkpoint {path or spec} ({type(exc).__name__}: {detail}): pass a checkpoint open_clip "
+        "saved or downloaded (.pt/.bin state dict, .safetensors), or download it again"
+    )
+
+
 def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", precision: str = "fp32") -> ClipBackend:
     """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``, cast to
     ``precision`` (see :class:`ClipBackend`).
@@ -325,5 +343,5 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
             raise ZsSegError(
                 f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}"
             ) from exc
-        raise ZsSegError(f"could not load CLIP {spec}: {exc}") from exc
+        raise ZsSegError(_load_failure(spec, cached_weights(spec) or "", exc)) from exc
     return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device, precision=precision)
