@@ -95,7 +95,7 @@ def main() -> None:
     import zsseg
 
     imgs = photos(args.images)
-    clip = f"clip:ViT-B-16/{Path(clip_checkpoint()).resolve()}"
+    clip = f"clip:ViT-B-16-quickgelu/{Path(clip_checkpoint()).resolve()}"  # OpenAI weights run QuickGELU
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"\n{name}, torch {torch.__version__}; {len(imgs)} images per row, at most {args.seconds:.0f} s each\n")
     print("| model | proposals | points per decoder batch | settings | images/s | images | proposals/img |")

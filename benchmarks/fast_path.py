@@ -4,8 +4,9 @@ region-feature mode x precision, every row measured side by side in one run.
 Each configuration lives in its own worker process (so its peak RSS is its own) holding its loaded model; the
 driver sends every image to every worker in turn, so the rows are interleaved in time and see the same machine
 load. The reference row of each model x proposals pair is today's pipeline: masked crops, fp32. CLIP rows load
-ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot be downloaded here): their
-timings are the real model's, their labels are not. The mIoU column is read from ``benchmarks/region_modes.py``'s
+ViT-B/16 from a local checkpoint file of random weights (pretrained weights cannot be downloaded here) as
+``ViT-B-16-quickgelu``, the activation ``clip:ViT-B-16/openai`` runs: their timings are the real model's, their
+labels are not. The mIoU column is read from ``benchmarks/region_modes.py``'s
 JSON where it has the row (ConSE on VOC-20 val).
 
     python benchmarks/fast_path.py --images 4 [--baseline-commit 532a6d5]
@@ -37,7 +38,7 @@ CLIP_FILE = Path("out/cache/clip-ViT-B-16-random.pt")
 # zsseg (a git worktree) with its defaults, for --baseline-commit.
 DEFAULT_MALLOC = {"malloc": "default"}
 CONFIGS: list[tuple[str, str, str, str, dict[str, Any]]] = []
-for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16"):
+for _model in ("conse:efficientnet-lite0", "clip-random:ViT-B-16-quickgelu"):
     for _props in ("mobilesam", "selective-search"):
         CONFIGS.append((_model, _props, "crops", "fp32", DEFAULT_MALLOC))
         CONFIGS += [(_model, _props, r, p, {}) for r, p in (("dense", "fp32"), ("dense", "bf16"), ("hybrid", "fp32"))]
@@ -114,7 +115,7 @@ def miou_lookup(paths: list[Path]) -> dict[tuple[str, str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4, help="images per row (default 4)")
-    parser.add_argument("--models", nargs="+", default=["conse:efficientnet-lite0", "clip-random:ViT-B-16"])
+    parser.add_argument("--models", nargs="+", default=["conse:efficientnet-lite0", "clip-random:ViT-B-16-quickgelu"])
     parser.add_argument("--proposals", nargs="+", default=["mobilesam", "selective-search"])
     parser.add_argument("--miou-json", nargs="*", type=Path, default=sorted(Path("out").glob("region_modes*.json")))
     parser.add_argument(

@@ -78,7 +78,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5, help="images per configuration (default 5)")
     parser.add_argument("--proposals", nargs="+", default=["selective-search", "ucm", "mobilesam"])
     parser.add_argument(
-        "--models", nargs="+", default=["conse:efficientnet-lite0", "conse:efficientnet-lite2", "clip-random:ViT-B-16"]
+        "--models",
+        nargs="+",
+        default=["conse:efficientnet-lite0", "conse:efficientnet-lite2", "clip-random:ViT-B-16-quickgelu"],
     )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

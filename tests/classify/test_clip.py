@@ -87,6 +87,27 @@ def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_che
     assert clip._create_assigned(spec) is None
 
 
+def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, tiny_checkpoint):
+    """open_clip 3 builds ViT-B-16 with nn.GELU for the ``openai`` tag and only warns; zsseg asks for QuickGELU."""
+    from zsseg.classify.backends import clip
+
+    assert clip.trained_with_quick_gelu("ViT-B-16/openai") and clip.trained_with_quick_gelu("RN50/openai")
+    assert not clip.trained_with_quick_gelu("ViT-B-16/laion2b_s34b_b88k")
+    assert not clip.trained_with_quick_gelu("hf-hub:timm/some-repo")  # its hub config carries quick_gelu itself
+    assert not clip.trained_with_quick_gelu(f"zsseg-tiny-clip/{tiny_checkpoint}")  # a file: the ARCH says
+    built = []
+
+    def create_model(arch, **kwargs):
+        built.append(kwargs["force_quick_gelu"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(open_clip, "create_model", create_model)
+    monkeypatch.setattr(clip, "cached_weights", lambda spec: "/cache/ViT-B-16.safetensors")
+    with pytest.raises(ZsSegError):
+        clip.load_clip("ViT-B-16/openai")
+    assert built == [True, True]  # the meta build and open_clip's own path
+
+
 def test_unreadable_or_mismatched_checkpoint_is_one_clear_line(tiny_checkpoint, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(bytes(range(256)) * 4)

@@ -241,6 +241,22 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def trained_with_quick_gelu(spec: str) -> bool:
+    """Whether ``ARCH/TAG`` names weights trained with QuickGELU that ARCH's config builds with ``nn.GELU``.
+
+    open_clip 3 builds ``ViT-B-16`` with ``nn.GELU`` even for the ``openai`` tag, whose weights were trained with
+    QuickGELU (``x * sigmoid(1.702 x)``), and only warns (open_clip issue #771); every OpenAI CLIP would then run
+    the wrong activation. The tag's own config says which it was trained with. A checkpoint *file* carries no
+    such record: name the ``-quickgelu`` architecture for those (``clip:ViT-B-16-quickgelu/PATH``).
+    """
+    arch, pretrained = split_spec(spec)
+    if pretrained is None or os.path.isfile(pretrained):
+        return False
+    from open_clip.pretrained import get_pretrained_cfg
+
+    return bool(get_pretrained_cfg(arch, pretrained).get("quick_gelu", False))
+
+
 class _DropRandomInitWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("No pretrained weights loaded")
@@ -265,7 +281,13 @@ def _create_assigned(spec: str) -> torch.nn.Module | None:
     logging.getLogger().addFilter(drop)
     try:
         with torch.device("meta"):  # resolves the tag (downloading once if needed) and builds nothing real
-            model = open_clip.create_model(arch, pretrained=pretrained, load_weights=False, device="meta")
+            model = open_clip.create_model(
+                arch,
+                pretrained=pretrained,
+                load_weights=False,
+                device="meta",
+                force_quick_gelu=trained_with_quick_gelu(spec),
+            )
     except Exception:
         return None
     finally:
@@ -334,7 +356,9 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
     try:
         model = _create_assigned(spec)
         if model is None:
-            model = open_clip.create_model(arch, pretrained=pretrained, device=device)
+            model = open_clip.create_model(
+                arch, pretrained=pretrained, device=device, force_quick_gelu=trained_with_quick_gelu(spec)
+            )
         tokenizer = open_clip.get_tokenizer(arch)
     except ZsSegError:
         raise
