@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from zsseg.classify.backends.clip_mlp import fuse_mlps
 from zsseg.errors import ZsSegError
 
 DEFAULT_CLIP = "ViT-B-16/openai"
@@ -39,7 +40,8 @@ class ClipBackend:
         name: the model string shown to users.
         device: device to run on; the model is moved there and put in eval mode.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the model's weights are cast
-            to it and inputs follow; embeddings are returned in float32.
+            to it and inputs follow; embeddings are returned in float32. In bf16 on a CPU the MLPs' activations
+            run fused into their first matmul (:mod:`zsseg.classify.backends.clip_mlp`).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class ClipBackend:
         # read before the cast: bf16 would round ln(100) to 4.594, a temperature of 98.9
         self.logit_scale = float(model.logit_scale.float().exp().item())  # type: ignore[operator]
         self.model = model.to(self.device, self.dtype).eval()
+        fuse_mlps(self.model)  # bf16 CPU inference: activation as a oneDNN post-op; float32 runs as before
         self.tokenizer = tokenizer
         self.name = name
         cfg = open_clip.get_model_preprocess_cfg(model)
