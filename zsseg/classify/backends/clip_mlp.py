@@ -9,8 +9,8 @@ oneDNN can apply ``swish(z) = z * sigmoid(z)`` while the matmul's output is stil
 so the MLP becomes one matmul with a swish post-op on the input scaled by 1.702 (a pass over the 4x narrower
 input), and ``c_proj`` with the 1 / 1.702 as its GEMM's alpha. The parameters are not touched: strategy 2 copies
 and saves these layers, and training (gradients enabled) takes the plain path. Exact-GELU MLPs get oneDNN's GELU
-post-op the same way. bf16, 7 crops of 224 px, one ViT-B/16 MLP: 17.5 ms -> 8.0 ms (QuickGELU); CLIP's classify
-stage with the defaults 0.38 -> 0.34 s per VOC image (``docs/results.md`` §9).
+post-op the same way. bf16, 7 crops of 224 px through the ViT-B/16 image tower: 227 -> 205 ms with QuickGELU;
+CLIP's classify stage with the defaults 0.37 -> 0.34 s per VOC image (``docs/results.md`` §9).
 """
 
 from __future__ import annotations
