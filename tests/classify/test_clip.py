@@ -122,6 +122,29 @@ def test_unreadable_or_mismatched_checkpoint_is_one_clear_line(tiny_checkpoint, 
     assert "\n" not in str(err.value) and "open_clip.list_models()" in str(err.value)
 
 
+def test_local_dir_folder_loads_and_a_bad_one_is_one_line(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY, "preprocess_cfg": {}}))
+    state = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]
+    torch.save(state, folder / "open_clip_pytorch_model.bin")
+    backend = load_backend(f"clip:local-dir:{folder}")
+    ref = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}")
+    texts = ["a photo of a cat."]
+    torch.testing.assert_close(backend.encode_texts(texts), ref.encode_texts(texts))
+    for bad in (tmp_path / "missing", tmp_path):  # no folder; a folder without config and weights
+        with pytest.raises(ZsSegError, match="needs open_clip_config.json and a checkpoint") as err:
+            load_backend(f"clip:local-dir:{bad}")
+        assert "\n" not in str(err.value)
+
+
+def test_fix_hint_names_the_call_that_downloads():
+    from zsseg.classify.backends.clip import _fix_hint
+
+    assert "create_model('ViT-B-16', pretrained='openai')" in _fix_hint("ViT-B-16/openai")
+    assert "create_model('hf-hub:timm/some-repo')" in _fix_hint("hf-hub:timm/some-repo")
+
+
 def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))

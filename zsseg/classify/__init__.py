@@ -11,6 +11,7 @@ from zsseg.errors import ZsSegError
 MODEL_HELP = (
     "auto (CLIP if its weights are cached, else the offline ConSE backend), "
     "clip:ARCH/PRETRAINED (e.g. clip:ViT-B-16/openai, any open_clip name), clip:ARCH/PATH, clip:hf-hub:ORG/REPO, "
+    "clip:local-dir:FOLDER, "
     "conse:efficientnet-lite0, conse:efficientnet-lite2"
 )
 

@@ -1,4 +1,5 @@
-"""CLIP through open_clip: ``clip:ARCH/PRETRAINED``, ``clip:ARCH/PATH``, ``clip:hf-hub:ORG/REPO``.
+"""CLIP through open_clip: ``clip:ARCH/PRETRAINED``, ``clip:ARCH/PATH``, ``clip:hf-hub:ORG/REPO``,
+``clip:local-dir:FOLDER``.
 
 Weights come from open_clip's usual cache (the Hugging Face hub cache, or ``~/.cache/clip`` for URL
 downloads). Where they are missing and cannot be downloaded, loading fails with a :class:`ZsSegError`
@@ -160,16 +161,18 @@ def encode_text_cut(model: Any, x: torch.Tensor, end: torch.Tensor) -> torch.Ten
 
 
 def _fix_hint(spec: str) -> str:
+    arch, pretrained = split_spec(spec)
+    call = f"'{arch}'" if pretrained is None else f"'{arch}', pretrained='{pretrained}'"
     return (
         f'download them once on a machine with internet (python -c "import open_clip; '
-        f"open_clip.create_model('{spec.split('/')[0]}', pretrained='{spec.partition('/')[2]}')\") and copy "
+        f'open_clip.create_model({call})") and copy '
         f"the Hugging Face cache (~/.cache/huggingface), or pass a local file as --model clip:ARCH/PATH, "
         f"or use the offline backend --model conse:efficientnet-lite0"
     )
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """``"ViT-B-16/openai"`` -> ``("ViT-B-16", "openai")``; ``"hf-hub:org/repo"`` -> (spec, None).
+    """``"ViT-B-16/openai"`` -> ``("ViT-B-16", "openai")``; ``"hf-hub:org/repo"``, ``"local-dir:F"`` -> (spec, None).
 
     Everything after the first ``/`` is the pretrained tag or a file path (``ViT-B-16//abs/ckpt.pt``).
     """
@@ -193,6 +196,8 @@ def cached_weights(spec: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
     arch, pretrained = split_spec(spec)
+    if arch.startswith("local-dir:"):
+        return _local_dir_checkpoint(Path(arch.split(":", 1)[1]))
     if pretrained is None:
         repo = arch.split(":", 1)[1]
         for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
@@ -225,6 +230,30 @@ def cached_weights(spec: str) -> str | None:
         if path.is_file():
             return str(path)
     return None
+
+
+#: the checkpoint names open_clip looks for in a ``local-dir:`` folder, in its order of preference
+_LOCAL_DIR_NAMES = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
+)
+
+
+def _local_dir_checkpoint(folder: Path) -> str | None:
+    """The checkpoint open_clip's ``local-dir:`` loads from ``folder``: the first of the usual names, else the
+    first ``.safetensors``, ``.bin`` or ``.pth`` file by name (safetensors first), as open_clip picks it."""
+    for name in _LOCAL_DIR_NAMES:
+        if (folder / name).is_file():
+            return str(folder / name)
+    found = sorted(p for suffix in ("safetensors", "bin", "pth") for p in folder.glob(f"*.{suffix}") if p.is_file())
+    found.sort(key=lambda p: p.suffix != ".safetensors")
+    return str(found[0]) if found else None
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -333,8 +362,8 @@ def _load_failure(spec: str, path: str, exc: Exception) -> str:
 
 
 def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", precision: str = "fp32") -> ClipBackend:
-    """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH`` or ``hf-hub:ORG/REPO``, cast to
-    ``precision`` (see :class:`ClipBackend`).
+    """Build a :class:`ClipBackend` from ``ARCH/PRETRAINED``, ``ARCH/PATH``, ``hf-hub:ORG/REPO`` or
+    ``local-dir:FOLDER``, cast to ``precision`` (see :class:`ClipBackend`).
 
     Raises:
         ZsSegError: unknown architecture or tag, or weights that are neither cached nor downloadable.
@@ -343,6 +372,14 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
     from open_clip.pretrained import list_pretrained_tags_by_model
 
     arch, pretrained = split_spec(spec)
+    if arch.startswith("local-dir:"):
+        folder = Path(arch.split(":", 1)[1])
+        if not (folder / "open_clip_config.json").is_file() or _local_dir_checkpoint(folder) is None:
+            raise ZsSegError(
+                f"CLIP folder {folder} needs open_clip_config.json and a checkpoint "
+                "(.safetensors, .bin or .pth): pass a folder open_clip or the Hugging Face hub "
+                "saved, or a checkpoint file as clip:ARCH/PATH"
+            )
     if pretrained is not None:
         if arch not in open_clip.list_models():
             raise ZsSegError(
