@@ -91,6 +91,23 @@ def test_bad_input_is_one_line_and_exit_2(args, message, images, tmp_path, capsy
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_bad_clip_models_are_one_line_and_exit_2(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00not a checkpoint" * 64)
+    for model, message in [
+        (f"clip:ViT-B-16/{corrupt}", "could not read CLIP checkpoint"),
+        (f"clip:local-dir:{tmp_path / 'no-folder'}", "needs open_clip_config.json"),
+        ("clip:hf-hub:zsseg-test/not-cached-anywhere", "create_model('hf-hub:zsseg-test/not-cached-anywhere')"),
+    ]:
+        out = tmp_path / "out"
+        code = main(["segment", str(images / "astro.jpg"), "--classes", "cat", "--out", str(out), "--model", model])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, err
+        assert len(err) == 1 and err[0].startswith("zsseg: error:") and message in err[0], err
+        assert not out.exists() or not any(out.iterdir())
+
+
 def test_missing_path_and_unwritable_out(images, tmp_path, capsys):
     assert main(["segment", str(tmp_path / "nope.jpg"), "--classes", "cat", "--out", str(tmp_path / "o")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
