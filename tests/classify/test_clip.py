@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from zsseg.classify import RegionClassifier, load_backend
-from zsseg.classify.backends.clip import cached_weights, split_spec
+from zsseg.classify.backends.clip_load import cached_weights, split_spec
 from zsseg.errors import ZsSegError
 
 TINY = {
@@ -62,7 +62,7 @@ def test_loads_local_checkpoint_and_matches_open_clip(tiny_checkpoint):
 
 def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_checkpoint, tmp_path, monkeypatch):
     """The model built on meta with the checkpoint assigned is open_clip's model, causal mask included."""
-    from zsseg.classify.backends import clip
+    from zsseg.classify.backends import clip_load as clip
 
     spec = f"zsseg-tiny-clip/{tiny_checkpoint}"
     model = clip._create_assigned(spec)
@@ -89,7 +89,7 @@ def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_che
 
 def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, tiny_checkpoint):
     """open_clip 3 builds ViT-B-16 with nn.GELU for the ``openai`` tag and only warns; zsseg asks for QuickGELU."""
-    from zsseg.classify.backends import clip
+    from zsseg.classify.backends import clip_load as clip
 
     assert clip.trained_with_quick_gelu("ViT-B-16/openai") and clip.trained_with_quick_gelu("RN50/openai")
     assert not clip.trained_with_quick_gelu("ViT-B-16/laion2b_s34b_b88k")
@@ -139,7 +139,7 @@ def test_local_dir_folder_loads_and_a_bad_one_is_one_line(tiny_checkpoint, tmp_p
 
 
 def test_fix_hint_names_the_call_that_downloads():
-    from zsseg.classify.backends.clip import _fix_hint
+    from zsseg.classify.backends.clip_load import _fix_hint
 
     assert "create_model('ViT-B-16', pretrained='openai')" in _fix_hint("ViT-B-16/openai")
     assert "create_model('hf-hub:timm/some-repo')" in _fix_hint("hf-hub:timm/some-repo")
@@ -199,7 +199,7 @@ def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
     """``auto`` looks for ViT-B-16/openai where open_clip would download it, from a copy of open_clip's config."""
     from open_clip.pretrained import get_pretrained_cfg
 
-    from zsseg.classify.backends import clip
+    from zsseg.classify.backends import clip_load as clip
 
     cfg = get_pretrained_cfg("ViT-B-16", "openai")
     assert {"hf_hub": cfg["hf_hub"], "url": cfg["url"]} == clip._DEFAULT_CLIP_HOSTING

@@ -25,7 +25,7 @@ def load_backend(
     ``auto`` picks CLIP ``ViT-B-16/openai`` when its weights are already in the local cache and the
     offline ConSE backend otherwise; the returned backend's ``name`` says which.
     """
-    from zsseg.classify.backends.clip import DEFAULT_CLIP, cached_weights, load_clip
+    from zsseg.classify.backends.clip_load import DEFAULT_CLIP, cached_weights, load_clip
     from zsseg.classify.backends.conse import load_conse
 
     kind, _, spec = model.partition(":")
