@@ -12,6 +12,7 @@ from PIL import Image
 from zsseg.classify import RegionClassifier, load_backend
 from zsseg.classify.backends.clip_load import cached_weights, split_spec
 from zsseg.errors import ZsSegError
+from zsseg.precision import cpu_has_fast_bfloat16
 
 TINY = {
     "embed_dim": 16,
@@ -106,6 +107,64 @@ def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, t
     with pytest.raises(ZsSegError):
         clip.load_clip("ViT-B-16/openai")
     assert built == [True, True]  # the meta build and open_clip's own path
+
+
+def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from zsseg.classify.backends.clip_load import read_safetensors
+
+    tensors = {
+        "visual.proj": torch.randn(8, 4),
+        "logit_scale": torch.tensor(4.6052),
+        "half": torch.randn(3, 2).half(),
+        "brain": torch.randn(5).bfloat16(),
+        "ids": torch.arange(6).reshape(2, 3),
+        "flags": torch.tensor([True, False]),
+        "empty": torch.empty(0, 4),
+    }
+    path = tmp_path / "w.safetensors"
+    save_file(tensors, str(path))
+    want = load_file(str(path))
+    got = read_safetensors(str(path))
+    assert got is not None and got.keys() == want.keys()
+    for name, tensor in want.items():
+        assert got[name].dtype == tensor.dtype and torch.equal(got[name], tensor), name
+    cast = read_safetensors(str(path), torch.bfloat16)
+    assert cast is not None
+    assert cast["visual.proj"].dtype == torch.bfloat16 and torch.equal(
+        cast["visual.proj"], want["visual.proj"].bfloat16()
+    )
+    assert cast["logit_scale"].dtype == torch.float32 and cast["ids"].dtype == torch.int64  # kept
+    header = path.read_bytes()
+    (tmp_path / "u16.safetensors").write_bytes(header.replace(b'"F16"', b'"U16"', 1))  # a dtype it does not read
+    assert read_safetensors(str(tmp_path / "u16.safetensors")) is None
+
+
+def test_a_safetensors_clip_loads_cast_and_leaves_open_clip_as_it_was(tiny_checkpoint, tmp_path, monkeypatch):
+    import open_clip.factory
+    from safetensors.torch import save_file
+
+    from zsseg.classify.backends import clip_load
+
+    reads = []
+    read = clip_load.read_safetensors
+    monkeypatch.setattr(
+        clip_load, "read_safetensors", lambda path, dtype=None: reads.append(dtype) or read(path, dtype)
+    )
+
+    state = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]
+    path = tmp_path / "tiny.safetensors"
+    save_file({name: tensor.contiguous() for name, tensor in state.items()}, str(path))
+    loader = open_clip.factory.load_state_dict
+    for precision in ("fp32", "bf16"):
+        got = load_backend(f"clip:zsseg-tiny-clip/{path}", precision=precision)
+        want = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}", precision=precision)
+        assert got.logit_scale == want.logit_scale and got.dtype == want.dtype
+        for name, tensor in want.model.state_dict().items():
+            assert torch.equal(got.model.state_dict()[name], tensor), name
+    assert open_clip.factory.load_state_dict is loader
+    assert reads == [torch.float32, torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32]
 
 
 def test_unreadable_or_mismatched_checkpoint_is_one_clear_line(tiny_checkpoint, tmp_path):
