@@ -139,6 +139,9 @@ def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
     header = path.read_bytes()
     (tmp_path / "u16.safetensors").write_bytes(header.replace(b'"F16"', b'"U16"', 1))  # a dtype it does not read
     assert read_safetensors(str(tmp_path / "u16.safetensors")) is None
+    (tmp_path / "cut.safetensors").write_bytes(header[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        read_safetensors(str(tmp_path / "cut.safetensors"))
 
 
 def test_a_safetensors_clip_loads_cast_and_leaves_open_clip_as_it_was(tiny_checkpoint, tmp_path, monkeypatch):
@@ -164,7 +167,12 @@ def test_a_safetensors_clip_loads_cast_and_leaves_open_clip_as_it_was(tiny_check
         for name, tensor in want.model.state_dict().items():
             assert torch.equal(got.model.state_dict()[name], tensor), name
     assert open_clip.factory.load_state_dict is loader
-    assert reads == [torch.float32, torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ZsSegError, match="could not read CLIP checkpoint .*truncated"):
+        load_backend(f"clip:zsseg-tiny-clip/{path}", precision="bf16")
+    assert open_clip.factory.load_state_dict is loader
+    bf16 = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
+    assert reads == [torch.float32, bf16, bf16]  # the last: the truncated file
 
 
 def test_unreadable_or_mismatched_checkpoint_is_one_clear_line(tiny_checkpoint, tmp_path):

@@ -202,6 +202,8 @@ def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, t
     state: dict[str, torch.Tensor] = {}
     with open(path, "rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
+        if size > 100_000_000:  # safetensors' own limit on the header
+            raise ValueError(f"{path} is not a safetensors file (header of {size} bytes)")
         header = json.loads(f.read(size))
         header.pop("__metadata__", None)
         if any(info["dtype"] not in _SAFETENSORS_DTYPES for info in header.values()):
@@ -214,7 +216,8 @@ def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, t
             else:
                 f.seek(8 + size + start)
                 buffer = bytearray(end - start)
-                f.readinto(buffer)
+                if f.readinto(buffer) != len(buffer):
+                    raise ValueError(f"{path} is truncated: {name} ends past the end of the file")
                 tensor = torch.frombuffer(buffer, dtype=kind).reshape(info["shape"])
             if dtype is not None and tensor.is_floating_point() and name not in _KEEP_DTYPE:
                 tensor = tensor.to(dtype)

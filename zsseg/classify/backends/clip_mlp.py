@@ -15,6 +15,8 @@ CLIP's classify stage with the defaults 0.37 -> 0.34 s per VOC image (``docs/res
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,15 +39,19 @@ class FusedMlp(nn.Sequential):
     oneDNN post-op of ``c_fc``; any other call (float32, CUDA, gradients enabled) runs the plain Sequential.
 
     Input and output: (..., width), the dtype of the weights.
+
+    Attributes:
+        activation: ``"quick"`` (QuickGELU) or ``"gelu"`` (exact GELU), set by :func:`fuse_mlps`.
     """
+
+    activation: str
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fc: nn.Linear = self.c_fc  # type: ignore[assignment]
         pj: nn.Linear = self.c_proj  # type: ignore[assignment]
-        kind = _kind(self.gelu)  # type: ignore[arg-type]
+        kind = self.activation
         if (
-            kind is None
-            or torch.is_grad_enabled()
+            torch.is_grad_enabled()
             or x.device.type != "cpu"
             or x.dtype != torch.bfloat16
             or fc.weight.dtype != torch.bfloat16
@@ -76,13 +82,15 @@ def fuse_mlps(model: nn.Module) -> int:
         return 0
     switched = 0
     for module in model.modules():
+        kind = _kind(getattr(module, "gelu", nn.Identity()))
         if (
             type(module) is nn.Sequential
             and isinstance(getattr(module, "c_fc", None), nn.Linear)
             and isinstance(getattr(module, "c_proj", None), nn.Linear)
-            and _kind(getattr(module, "gelu", nn.Identity())) is not None
+            and kind is not None
             and len(module) == 3
         ):
             module.__class__ = FusedMlp
+            cast(FusedMlp, module).activation = kind
             switched += 1
     return switched
