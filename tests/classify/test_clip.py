@@ -112,7 +112,7 @@ def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, t
 def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from zsseg.classify.backends.clip_load import read_safetensors
+    from zsseg.classify.backends.checkpoints import read_safetensors
 
     tensors = {
         "visual.proj": torch.randn(8, 4),
@@ -144,16 +144,48 @@ def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
         read_safetensors(str(tmp_path / "cut.safetensors"))
 
 
+def test_torch_checkpoint_read_cast_equals_load_then_cast(tmp_path):
+    from zsseg.classify.backends.checkpoints import read_torch_cast
+
+    tensors = {"w": torch.randn(300, 700), "logit_scale": torch.tensor(4.6), "ids": torch.arange(5), "h": torch.ones(3)}
+    for layout in (tensors, {"state_dict": tensors, "epoch": 3}):
+        path = tmp_path / "c.pt"
+        torch.save(layout, path)
+        got = read_torch_cast(str(path), torch.bfloat16)
+        assert got is not None and got.keys() == tensors.keys()
+        assert got["w"].dtype == torch.bfloat16 and torch.equal(got["w"], tensors["w"].bfloat16())
+        for name in ("logit_scale", "ids"):  # kept as they are, copied out of the map
+            assert got[name].dtype == tensors[name].dtype and torch.equal(got[name], tensors[name])
+    assert read_torch_cast(str(path), torch.float32) is None and read_torch_cast(str(path), None) is None
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert read_torch_cast(str(tmp_path / "junk.pt"), torch.bfloat16) is None  # the usual reader reports it
+
+
+def test_bf16_clip_from_a_torch_checkpoint_is_open_clips_model_cast(tiny_checkpoint, monkeypatch):
+    from zsseg.classify.backends import checkpoints
+
+    reads = []
+    read = checkpoints.read_torch_cast
+    monkeypatch.setattr(checkpoints, "read_torch_cast", lambda path, dtype: reads.append(dtype) or read(path, dtype))
+    backend = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}", precision="bf16")
+    if backend.dtype != torch.bfloat16:
+        pytest.skip("this CPU has no native bf16")
+    ref = open_clip.create_model("zsseg-tiny-clip", pretrained=str(tiny_checkpoint)).to(torch.bfloat16)
+    for name, tensor in ref.state_dict().items():
+        assert torch.equal(backend.model.state_dict()[name], tensor), name
+    assert reads == [torch.bfloat16]
+
+
 def test_a_safetensors_clip_loads_cast_and_leaves_open_clip_as_it_was(tiny_checkpoint, tmp_path, monkeypatch):
     import open_clip.factory
     from safetensors.torch import save_file
 
-    from zsseg.classify.backends import clip_load
+    from zsseg.classify.backends import checkpoints
 
     reads = []
-    read = clip_load.read_safetensors
+    read = checkpoints.read_safetensors
     monkeypatch.setattr(
-        clip_load, "read_safetensors", lambda path, dtype=None: reads.append(dtype) or read(path, dtype)
+        checkpoints, "read_safetensors", lambda path, dtype=None: reads.append(dtype) or read(path, dtype)
     )
 
     state = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]

@@ -8,16 +8,14 @@ naming the fix.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
+from zsseg.classify.backends.checkpoints import reading_cast
 from zsseg.classify.backends.clip import ClipBackend
 from zsseg.errors import ZsSegError
 from zsseg.precision import resolve_precision
@@ -167,98 +165,6 @@ class _DropRandomInitWarning(logging.Filter):
         return not record.getMessage().startswith("No pretrained weights loaded")
 
 
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-#: tensors kept in their own dtype when a checkpoint is read cast: ClipBackend reads the temperature before casting
-_KEEP_DTYPE = ("logit_scale", "logit_bias")
-
-
-def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor] | None:
-    """A ``.safetensors`` file read tensor by tensor with plain reads, floating tensors cast to ``dtype`` as they
-    are read (except ``logit_scale``/``logit_bias``); None for a dtype this reader does not know or on a big-endian
-    machine (the caller then reads it the usual way).
-
-    ``safetensors.torch.load_file`` memory-maps the file and copies every tensor out: the touched pages of the
-    map count as this process's memory next to the copies, so ViT-B/16's 0.6 GB checkpoint cost 1.2 GB at once.
-    Here the page cache holds the file, not this process, and only one float32 tensor lives at a time beside the
-    cast ones.
-    """
-    import json
-    import struct
-    import sys
-
-    if sys.byteorder != "little":
-        return None
-    state: dict[str, torch.Tensor] = {}
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        if size > 100_000_000:  # safetensors' own limit on the header
-            raise ValueError(f"{path} is not a safetensors file (header of {size} bytes)")
-        header = json.loads(f.read(size))
-        header.pop("__metadata__", None)
-        if any(info["dtype"] not in _SAFETENSORS_DTYPES for info in header.values()):
-            return None
-        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
-            start, end = info["data_offsets"]
-            kind = _SAFETENSORS_DTYPES[info["dtype"]]
-            if end == start:
-                tensor = torch.empty(info["shape"], dtype=kind)
-            else:
-                f.seek(8 + size + start)
-                buffer = bytearray(end - start)
-                if f.readinto(buffer) != len(buffer):
-                    raise ValueError(f"{path} is truncated: {name} ends past the end of the file")
-                tensor = torch.frombuffer(buffer, dtype=kind).reshape(info["shape"])
-            if dtype is not None and tensor.is_floating_point() and name not in _KEEP_DTYPE:
-                tensor = tensor.to(dtype)
-            state[name] = tensor
-    return state
-
-
-_OPEN_CLIP_LOADER = threading.Lock()
-
-
-@contextlib.contextmanager
-def _reading_cast(path: str, dtype: torch.dtype | None) -> Iterator[None]:
-    """While open_clip loads ``path`` (a ``.safetensors`` file), it reads it with :func:`read_safetensors`.
-
-    open_clip's ``load_checkpoint`` converts checkpoint formats around one call to ``factory.load_state_dict``;
-    that name is swapped for the duration, under a lock, and hands every other path (or device) to the original.
-    Nothing is swapped for other files or where open_clip has no such function.
-    """
-    import open_clip.factory as factory
-
-    original = getattr(factory, "load_state_dict", None)
-    if not path.endswith(".safetensors") or original is None:
-        yield
-        return
-
-    def load_state_dict(checkpoint_path: str, device: str = "cpu", weights_only: bool = True) -> dict:  # type: ignore[type-arg]
-        state = read_safetensors(path, dtype) if str(checkpoint_path) == path and str(device) == "cpu" else None
-        if state is None:
-            return original(checkpoint_path, device=device, weights_only=weights_only)  # type: ignore[no-any-return]
-        if next(iter(state), "").startswith("module"):  # DataParallel's prefix, dropped as open_clip drops it
-            state = {name[7:]: tensor for name, tensor in state.items()}
-        return state
-
-    with _OPEN_CLIP_LOADER:
-        factory.load_state_dict = load_state_dict
-        try:
-            yield
-        finally:
-            factory.load_state_dict = original
-
-
 def _create_assigned(spec: str, dtype: torch.dtype | None = None) -> torch.nn.Module | None:
     """open_clip's model for ``spec`` on the CPU, its parameters the checkpoint's own tensors; None where that
     does not apply.
@@ -267,10 +173,10 @@ def _create_assigned(spec: str, dtype: torch.dtype | None = None) -> torch.nn.Mo
     checkpoint into them: two float32 copies of the model at once, +0.6 GB of peak memory for ViT-B/16. Here the
     model is built on the meta device (no memory, no initialisation), and open_clip's own loader, which converts
     the checkpoint formats, loads into it with ``load_state_dict(assign=True)``. The one tensor a checkpoint does
-    not hold, the text tower's causal ``attn_mask`` buffer, is rebuilt. A ``.safetensors`` checkpoint is read
-    tensor by tensor and cast to ``dtype`` on the way (:func:`read_safetensors`). None (the caller then takes
-    open_clip's usual path): no local checkpoint, a big_vision ``.npz``, a model that cannot be built on meta (some timm
-    towers), or any other tensor left unset.
+    not hold, the text tower's causal ``attn_mask`` buffer, is rebuilt. The checkpoint is read tensor by tensor
+    and cast to ``dtype`` on the way where its format allows (:mod:`zsseg.classify.backends.checkpoints`). None
+    (the caller then takes open_clip's usual path): no local checkpoint, a big_vision ``.npz``, a model that cannot
+    be built on meta (some timm towers), or any other tensor left unset.
     """
     import open_clip
 
@@ -295,7 +201,7 @@ def _create_assigned(spec: str, dtype: torch.dtype | None = None) -> torch.nn.Mo
         return None
     model.load_state_dict = functools.partial(model.load_state_dict, assign=True)  # type: ignore[method-assign]
     try:
-        with _reading_cast(path, dtype):
+        with reading_cast(path, dtype):
             open_clip.load_checkpoint(model, path, strict=True)
     finally:
         del model.load_state_dict
