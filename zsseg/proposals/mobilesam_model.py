@@ -27,14 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg.onednn import linear_pointwise, onednn_ready
 from zsseg.proposals.tinyvit import MBConv, Mlp, PatchMerging, TinyViT
 
 MOBILESAM_NATIVE_SIZE = 1024
-
-
-def _onednn(x: torch.Tensor) -> bool:
-    """Whether ``x`` can go through oneDNN's fused ops: a CPU tensor, with oneDNN built in."""
-    return x.device.type == "cpu" and torch.backends.mkldnn.is_available()
 
 
 class ConvGelu(nn.Module):
@@ -53,7 +49,7 @@ class ConvGelu(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) float32 or bfloat16, any memory format; returns the same dtype."""
         c = self.conv
-        if _onednn(x):
+        if onednn_ready(x):
             return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
                 x, c.weight, c.bias, c.padding, c.stride, c.dilation, c.groups, "gelu", [], "none"
             )
@@ -75,10 +71,8 @@ class LinearGelu(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., in_features) float32 or bfloat16; returns (..., out_features), the same dtype."""
         f = self.linear
-        if _onednn(x):
-            flat = x.reshape(-1, x.shape[-1])
-            out = torch.ops.mkldnn._linear_pointwise(flat, f.weight, f.bias, "gelu", [], "none")
-            return out.view(*x.shape[:-1], -1)  # type: ignore[no-any-return]
+        if onednn_ready(x):
+            return linear_pointwise(x, f.weight, f.bias, "gelu", "none")
         return F.gelu(f(x))
 
 

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zsseg.onednn import linear_pointwise, onednn_ready
+
 _QUICK_GELU_SCALE = 1.702
 
 
@@ -52,23 +54,21 @@ class FusedMlp(nn.Sequential):
         kind = self.activation
         if (
             torch.is_grad_enabled()
-            or x.device.type != "cpu"
+            or not onednn_ready(x)
             or x.dtype != torch.bfloat16
             or fc.weight.dtype != torch.bfloat16
             or pj.weight.dtype != torch.bfloat16
         ):
             return super().forward(x)  # type: ignore[no-any-return]
-        flat = x.reshape(-1, x.shape[-1])
-        if kind == "quick":
-            bias = None if fc.bias is None else fc.bias * _QUICK_GELU_SCALE
-            h = torch.ops.mkldnn._linear_pointwise(flat * _QUICK_GELU_SCALE, fc.weight, bias, "swish", [], "")
-            if pj.bias is None:
-                out = torch.mm(h, pj.weight.t()).mul_(1 / _QUICK_GELU_SCALE)
-            else:
-                out = torch.addmm(pj.bias, h, pj.weight.t(), alpha=1 / _QUICK_GELU_SCALE)
+        if kind == "gelu":
+            return F.linear(linear_pointwise(x, fc.weight, fc.bias, "gelu", "none"), pj.weight, pj.bias)
+        bias = None if fc.bias is None else fc.bias * _QUICK_GELU_SCALE
+        h = linear_pointwise(x * _QUICK_GELU_SCALE, fc.weight, bias, "swish")
+        h = h.reshape(-1, h.shape[-1])
+        if pj.bias is None:
+            out = torch.mm(h, pj.weight.t()).mul_(1 / _QUICK_GELU_SCALE)
         else:
-            h = torch.ops.mkldnn._linear_pointwise(flat, fc.weight, fc.bias, "gelu", [], "none")
-            out = F.linear(h, pj.weight, pj.bias)
+            out = torch.addmm(pj.bias, h, pj.weight.t(), alpha=1 / _QUICK_GELU_SCALE)
         return out.view(*x.shape[:-1], out.shape[-1])
 
 
@@ -82,14 +82,10 @@ def fuse_mlps(model: nn.Module) -> int:
         return 0
     switched = 0
     for module in model.modules():
+        if type(module) is not nn.Sequential or len(module) != 3:
+            continue
         kind = _kind(getattr(module, "gelu", nn.Identity()))
-        if (
-            type(module) is nn.Sequential
-            and isinstance(getattr(module, "c_fc", None), nn.Linear)
-            and isinstance(getattr(module, "c_proj", None), nn.Linear)
-            and kind is not None
-            and len(module) == 3
-        ):
+        if kind is not None and all(isinstance(getattr(module, n, None), nn.Linear) for n in ("c_fc", "c_proj")):
             module.__class__ = FusedMlp
             cast(FusedMlp, module).activation = kind
             switched += 1
