@@ -209,7 +209,6 @@ def _create_assigned(spec: str, dtype: torch.dtype | None = None) -> torch.nn.Mo
         mask = module._buffers.get("attn_mask")
         if mask is not None and mask.is_meta and mask.dim() == 2 and mask.shape[0] == mask.shape[1]:
             module._buffers["attn_mask"] = torch.full(mask.shape, float("-inf")).triu_(1)
-    for module in model.modules():
         tensors = [*module._parameters.values(), *module._buffers.values(), *vars(module).values()]
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
             return None
@@ -229,7 +228,7 @@ def _load_failure(spec: str, path: str, exc: Exception) -> str:
         )
     detail = lines[0][:200] if lines else type(exc).__name__
     return (
-        f"could not read CLIP checkpoint {path or spec} ({type(exc).__name__}: {detail}): pass a checkpoint open_clip "
+        f"could not read CLIP checkpoint {path} ({type(exc).__name__}: {detail}): pass a checkpoint open_clip "
         "saved or downloaded (.pt/.bin state dict, .safetensors), or download it again"
     )
 
@@ -276,9 +275,10 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
     except ZsSegError:
         raise
     except Exception as exc:  # open_clip raises RuntimeError/FileNotFoundError/OSError on download failure
-        if cached_weights(spec) is None:
+        path = cached_weights(spec)
+        if path is None:
             raise ZsSegError(
                 f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}"
             ) from exc
-        raise ZsSegError(_load_failure(spec, cached_weights(spec) or "", exc)) from exc
+        raise ZsSegError(_load_failure(spec, path, exc)) from exc
     return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device, precision=precision)
