@@ -3,7 +3,7 @@
 For each image, 28 proposals (random ellipses; the cost of either path does not depend on their shapes) are
 embedded by the real ViT-B-16 and RN50 image towers of open_clip with **random weights** (the timings are the
 real models'; no weights are needed): ``crops`` = :func:`zsseg.classify.region.masked_crops` at 224 px and
-``encode_image`` in batches of 32; ``dense S`` = :class:`zsseg.classify.dense_clip.ClipDenseEncoder` at long
+``encode_image`` in batches of 32; ``dense S`` = :class:`zsseg.models.clip.dense.ClipDenseEncoder` at long
 side S. fp32. Every (model, variant) is warmed up once per input shape, then timed on every image, interleaved
 (repeat -> image -> model -> variant), and the median is reported.
 
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[320, 448, 640], help="dense long sides")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
-    from zsseg.classify.dense_clip import ClipDenseEncoder
+    from zsseg.models.clip.dense import ClipDenseEncoder
 
     torch.set_num_threads(args.threads)
     images = load_images(args.voc, args.images)

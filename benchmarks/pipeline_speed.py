@@ -46,7 +46,7 @@ def worker(model: str, proposals: str, paths: list[str]) -> dict[str, float]:
     if model.startswith("clip-random:"):
         import open_clip
 
-        from zsseg.classify.backends.clip import ClipBackend
+        from zsseg.models.clip.backend import ClipBackend
 
         arch = model.split(":", 1)[1]
         backend = ClipBackend(open_clip.create_model(arch), open_clip.get_tokenizer(arch), name=model)

@@ -53,9 +53,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("out/region_modes.json"))
     args = parser.parse_args()
 
-    from zsseg.classify import RegionClassifier, load_backend
+    from zsseg.classify import RegionClassifier
     from zsseg.data import load_dataset
     from zsseg.eval import SemSegEvaluator
+    from zsseg.models import load_backend
     from zsseg.pipeline import Segmenter
 
     dataset = load_dataset("voc20", DATA, "val")

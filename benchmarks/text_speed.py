@@ -1,5 +1,5 @@
 """What a vocabulary's text embeddings cost with CLIP: open_clip's full 77-token ``encode_text`` against zsseg's
-pass cut after the last end-of-text token (``zsseg.classify.backends.clip.encode_text_cut``).
+pass cut after the last end-of-text token (``zsseg.models.clip.backend.encode_text_cut``).
 
 Every ``zsseg segment`` run, and every new vocabulary a server sees, encodes (classes x templates) prompts before
 its first image. ViT-B/16 of random weights (the real architecture, so the timings are the real model's), each
@@ -23,11 +23,11 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.backends.clip import ClipBackend
-from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
 from zsseg.data.dataset import packaged_class_table
 from zsseg.malloc import tune_malloc
+from zsseg.models.clip.backend import ClipBackend
 from zsseg.precision import cpu_has_fast_bfloat16
+from zsseg.prompts import ensemble_class_embeddings, get_templates
 
 VOCABULARIES = {
     "custom5": ["cat", "sofa", "potted plant", "wall", "person"],

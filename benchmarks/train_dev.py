@@ -88,8 +88,9 @@ def run_split(
     pseudo_as_unseen: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Train round 0 and each variant's self-training on ``fit``; score strategy 1, the ensemble and each variant."""
-    from zsseg.train import TrainConfig, build_classifier, train
-    from zsseg.train.checkpoint import read_checkpoint
+    from zsseg.classify import build_classifier
+    from zsseg.classify.checkpoint import read_checkpoint
+    from zsseg.train import TrainConfig, train
     from zsseg.train.self_training import self_train
 
     out.mkdir(parents=True, exist_ok=True)
@@ -138,8 +139,8 @@ def main() -> int:
     if not (args.root / "VOCdevkit").is_dir():
         print(f"no VOCdevkit under {args.root}: pass --root", file=sys.stderr)
         return 2
-    from zsseg.classify import load_backend
     from zsseg.data import load_dataset
+    from zsseg.models import load_backend
 
     backend = load_backend("conse:efficientnet-lite0")
     train_ds = load_dataset("voc20", args.root, "train")

@@ -75,7 +75,8 @@ def train_all(backend: Any, train_ds: Any, proposer: Any, out_dir: Path) -> dict
 
 def classifiers(backend: Any, out_dir: Path) -> dict[str, Any]:
     """Every method's region classifier, built as ``zsseg segment --classifier/--prompts`` builds them."""
-    from zsseg.train import build_classifier, load_classifier_checkpoint
+    from zsseg.classify import build_classifier
+    from zsseg.classify.checkpoint import load_classifier_checkpoint
 
     s2 = out_dir / "strategy2.safetensors"
     prompts = out_dir / "prompts.safetensors"
@@ -144,8 +145,8 @@ def main() -> int:
     if not (args.root / "VOCdevkit").is_dir():
         print(f"no VOCdevkit under {args.root}: pass --root", file=sys.stderr)
         return 2
-    from zsseg.classify import load_backend
     from zsseg.data import load_dataset
+    from zsseg.models import load_backend
 
     backend = load_backend(args.model)
     train_ds, val = load_dataset("voc20", args.root, "train"), load_dataset("voc20", args.root, "val")

@@ -164,12 +164,12 @@ def test_train_out_creates_its_folder(tmp_path, monkeypatch):
     with pytest.raises(ZsSegError, match="is a folder"):
         (tmp_path / "d.safetensors").mkdir()
         check_out(tmp_path / "d.safetensors", resume=False)
-    import zsseg.classify
     import zsseg.data
+    import zsseg.models
     import zsseg.train.trainer
 
     monkeypatch.setattr(zsseg.data, "load_dataset", lambda *a: type("D", (), {"info": type("I", (), {"name": "d"})}))
-    monkeypatch.setattr(zsseg.classify, "load_backend", lambda *a, **k: type("B", (), {"name": "b"}))
+    monkeypatch.setattr(zsseg.models, "load_backend", lambda *a, **k: type("B", (), {"name": "b"}))
     made = []
     monkeypatch.setattr(zsseg.train.trainer, "train", lambda *a, **k: made.append(a[2].parent.is_dir()) or 1 / 0)
     with pytest.raises(ZeroDivisionError):

@@ -6,9 +6,13 @@ import argparse
 import inspect
 import re
 import typing
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from zsseg.proposals import PROPOSER_NAMES, proposer_options
+
+if TYPE_CHECKING:
+    from zsseg.pipeline import Segmenter
 
 _SIMPLE = (int, float, str, bool)
 GLOBAL_KNOBS = ("precision",)
@@ -125,9 +129,8 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of :func:`zsseg.load` that ``segment``, ``eval``, ``serve`` and ``batch`` share (read them back
     with :func:`load_options`)."""
-    from zsseg.classify import MODEL_HELP
-    from zsseg.classify.prompts import TEMPLATE_SETS
-    from zsseg.train.command import add_classifier_flags
+    from zsseg.models import MODEL_HELP
+    from zsseg.prompts import TEMPLATE_SETS
 
     parser.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
     proposals_help = f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)"
@@ -142,8 +145,6 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`zsseg.load` keyword arguments that :func:`add_model_flags`' flags describe."""
-    from zsseg.train.command import classifier_options
-
     return {
         "model": args.model,
         "proposals": args.proposals,
@@ -158,7 +159,37 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+def add_classifier_flags(p: argparse.ArgumentParser) -> None:
+    """``--classifier``, ``--prompts`` and ``--lambda`` for ``zsseg segment`` / ``zsseg eval``."""
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="strategy-2 checkpoint (zsseg train --what strategy2), ensembled with the frozen classifier",
+    )
+    p.add_argument(
+        "--prompts", type=Path, default=None, help="learned prompts (zsseg train --what prompts) instead of --templates"
+    )
+    p.add_argument(
+        "--lambda",
+        dest="ensemble_lambda",
+        metavar="LAMBDA",
+        type=float,
+        default=None,
+        help="ensemble exponent for --classifier, in [0, 1] (default: the checkpoint's, 0.8)",
+    )
+
+
+def classifier_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`zsseg.pipeline.load` from :func:`add_classifier_flags`' flags."""
+    return {
+        "classifier_checkpoint": getattr(args, "classifier", None),
+        "prompts_checkpoint": getattr(args, "prompts", None),
+        "ensemble_lambda": getattr(args, "ensemble_lambda", None),
+    }
+
+
+def segmenter_from_args(args: argparse.Namespace, **extra: Any) -> Segmenter:
     """Build the :class:`~zsseg.pipeline.Segmenter` that :func:`add_model_flags`' flags describe."""
     from zsseg.pipeline import load
 

@@ -2,7 +2,7 @@
 still in cache (a post-op), instead of in a second pass over the output.
 
 MobileSAM's TinyViT (:mod:`zsseg.proposals.mobilesam_model`) and CLIP's MLPs
-(:mod:`zsseg.classify.backends.clip_mlp`) both go through :func:`linear_pointwise`.
+(:mod:`zsseg.models.clip.mlp`) both go through :func:`linear_pointwise`.
 """
 
 from __future__ import annotations

@@ -13,8 +13,11 @@ from PIL import Image
 from scipy import ndimage
 
 from zsseg.assemble import assemble
-from zsseg.classify import RegionClassifier, load_backend
+from zsseg.classify import Classifier, build_classifier, model_for
 from zsseg.io import as_image_array, parse_classes
+from zsseg.models import resolve_model, split_model
+from zsseg.plan import Plan, make_plan
+from zsseg.prompts import Templates
 from zsseg.proposals import build_proposer
 from zsseg.proposals.base import MaskProposer, Proposals
 from zsseg.result import Segmentation, ignore_index_for
@@ -79,16 +82,20 @@ class Segmenter:
             region features and assembly; the label map is returned at the input's size (nearest-neighbour).
             Bounds memory: proposals are bool (N, working H, working W). None: always the full resolution.
             The default (2048 x 2048) leaves the benchmarks' images (Cityscapes: 2048 x 1024) unchanged.
+        plan: what :func:`load` resolved (None for a segmenter built from parts).
+
+    The thresholds are defaults: :meth:`segment` takes its own per call, as it takes the prompt templates.
     """
 
     def __init__(
         self,
         proposer: MaskProposer,
-        classifier: RegionClassifier,
+        classifier: Classifier,
         leftover_min_fraction: float = 0.01,
         unlabelled_threshold: float | None = None,
         background_threshold: float = 0.5,
         max_working_pixels: int | None = DEFAULT_MAX_WORKING_PIXELS,
+        plan: Plan | None = None,
     ) -> None:
         check_values(
             {
@@ -105,6 +112,7 @@ class Segmenter:
         self.unlabelled_threshold = unlabelled_threshold
         self.background_threshold = background_threshold
         self.max_working_pixels = max_working_pixels
+        self.plan = plan
 
     @property
     def model_name(self) -> str:
@@ -112,31 +120,44 @@ class Segmenter:
 
     @property
     def settings(self) -> dict[str, str | int]:
-        """How the image was processed, for the JSON output: region-feature mode, precisions, SAM's input side."""
-        from zsseg.precision import dtype_name
+        """How the image was processed, for the JSON output, as the components report it: the classifier's
+        region-feature mode and precision, and a generator's own ``settings`` where it has them (SAM's precision
+        and input side)."""
+        return {**self.classifier.settings, **getattr(self.proposer, "settings", {})}
 
-        out: dict[str, str | int] = {"regions": self.classifier.regions}
-        dtype = getattr(self.classifier.backend, "dtype", None)
-        if isinstance(dtype, torch.dtype):
-            out["precision"] = dtype_name(dtype)
-        if hasattr(self.proposer, "precision"):
-            out["proposals_precision"] = str(self.proposer.precision)
-        if hasattr(self.proposer, "img_size"):
-            out["proposals_input_size"] = int(self.proposer.img_size)
-        return out
-
-    def segment(self, image: np.ndarray | Image.Image | str | Path, classes: Sequence[str] | str) -> Segmentation:
+    def segment(
+        self,
+        image: np.ndarray | Image.Image | str | Path,
+        classes: Sequence[str] | str,
+        *,
+        templates: Templates | None = None,
+        unlabelled_threshold: float | None = None,
+        background_threshold: float | None = None,
+    ) -> Segmentation:
         """Segment ``image`` into ``classes``.
 
         Args:
             image: path, PIL image, or uint8 array (H, W, 3) RGB.
             classes: class names, as a list or a comma-separated string.
+            templates: this call's prompt templates (``single``, ``vild``, ``imagenet`` or the templates);
+                None: the classifier's. Refused by a classifier with learned prompts.
+            unlabelled_threshold: this call's (see the class); None: the segmenter's.
+            background_threshold: this call's (see the class); None: the segmenter's.
 
         Returns:
             :class:`Segmentation` whose label map (and confidence) have the input's size and index ``classes``;
             its proposals are at the working resolution (see ``max_working_pixels``).
+
+        Raises:
+            ZsSegError: an empty or duplicated vocabulary, unknown templates, a threshold out of [0, 1].
         """
+        check_values(
+            {"unlabelled_threshold": unlabelled_threshold, "background_threshold": background_threshold}, "load"
+        )
+        unlabelled = self.unlabelled_threshold if unlabelled_threshold is None else unlabelled_threshold
+        background = self.background_threshold if background_threshold is None else background_threshold
         vocab = tuple(parse_classes(classes))
+        self.classifier.resolve_templates(templates)  # refused before any work
         full = as_image_array(image)
         img = working_image(full, self.max_working_pixels)
         h, w = img.shape[:2]
@@ -159,7 +180,7 @@ class Segmenter:
         probs = np.zeros((len(proposals), len(vocab)), dtype=np.float32)
         if prompted and len(proposals):
             cols = [i for i in range(len(vocab)) if i != background_index]
-            probs[:, cols] = self.classifier.classify(img, proposals.masks, prompted)
+            probs[:, cols] = self.classifier.classify(img, proposals.masks, prompted, templates)
         timings["classify"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -169,9 +190,9 @@ class Segmenter:
         result = assemble(
             proposals.masks,
             probs,
-            unlabelled_threshold=self.unlabelled_threshold,
+            unlabelled_threshold=unlabelled,
             background_index=background_index,
-            background_threshold=self.background_threshold,
+            background_threshold=background,
             ignore_index=ignore_index_for(len(vocab)),
         )
         timings["assemble"] = time.perf_counter() - t0
@@ -244,11 +265,17 @@ def load(
         >>> result.label_map.shape  # (H, W)
     """
     device = validate_load_args(**locals())["device"]  # first: locals() are exactly the arguments
-    from zsseg.proposals import fast_path_options, proposer_options, resolve_name
-    from zsseg.train import build_classifier, resolve_model
-
-    backend = load_backend(
-        resolve_model(model, classifier_checkpoint, prompts_checkpoint), device=device, precision=precision
+    family, spec = split_model(resolve_model(model_for(model, classifier_checkpoint, prompts_checkpoint)))
+    torch_device = torch.device(device)
+    backend = family.load(spec, torch_device, family.dtype(precision, torch_device))
+    plan = make_plan(
+        backend,
+        device=torch_device,
+        precision=precision,
+        regions=regions,
+        dense_size=dense_size,
+        proposals=proposals,
+        proposal_options=proposal_options,
     )
     classifier = build_classifier(
         backend,
@@ -257,20 +284,14 @@ def load(
         classifier=classifier_checkpoint,
         prompts=prompts_checkpoint,
         lambda_=ensemble_lambda,
-        regions=regions,
-        dense_size=dense_size,
+        regions=plan.regions,
+        dense_size=plan.dense_size,
     )
-    name = resolve_name(proposals)  # "auto" looks for MobileSAM's package once
-    options = dict(proposal_options or {})
-    if "precision" in proposer_options(name):
-        options.setdefault("precision", precision)
-    if classifier.regions != "crops":  # the crop path is the paper's reference: its proposals stay as they were
-        options = fast_path_options(name) | options
-    proposer = build_proposer(name, device=device, **options)
     return Segmenter(
-        proposer,
+        build_proposer(plan.proposals, device=torch_device, **plan.options()),
         classifier,
         unlabelled_threshold=unlabelled_threshold,
         background_threshold=background_threshold,
         max_working_pixels=max_working_pixels,
+        plan=plan,
     )

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zsseg.classify import RegionClassifier, load_backend
-from zsseg.classify.backends.clip_load import cached_weights, split_spec
+from zsseg.classify import RegionClassifier
 from zsseg.errors import ZsSegError
+from zsseg.models import load_backend
+from zsseg.models.clip.load import cached_weights, split_spec
 from zsseg.precision import cpu_has_fast_bfloat16
 
 TINY = {
@@ -63,7 +64,7 @@ def test_loads_local_checkpoint_and_matches_open_clip(tiny_checkpoint):
 
 def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_checkpoint, tmp_path, monkeypatch):
     """The model built on meta with the checkpoint assigned is open_clip's model, causal mask included."""
-    from zsseg.classify.backends import clip_load as clip
+    from zsseg.models.clip import load as clip
 
     spec = f"zsseg-tiny-clip/{tiny_checkpoint}"
     model = clip._create_assigned(spec)
@@ -90,7 +91,7 @@ def test_checkpoint_tensors_are_assigned_not_copied_into_random_weights(tiny_che
 
 def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, tiny_checkpoint):
     """open_clip 3 builds ViT-B-16 with nn.GELU for the ``openai`` tag and only warns; zsseg asks for QuickGELU."""
-    from zsseg.classify.backends import clip_load as clip
+    from zsseg.models.clip import load as clip
 
     assert clip.trained_with_quick_gelu("ViT-B-16/openai") and clip.trained_with_quick_gelu("RN50/openai")
     assert not clip.trained_with_quick_gelu("ViT-B-16/laion2b_s34b_b88k")
@@ -112,7 +113,7 @@ def test_openai_weights_run_the_quick_gelu_they_were_trained_with(monkeypatch, t
 def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from zsseg.classify.backends.checkpoints import read_safetensors
+    from zsseg.models.clip.checkpoints import read_safetensors
 
     tensors = {
         "visual.proj": torch.randn(8, 4),
@@ -145,7 +146,7 @@ def test_safetensors_read_tensor_by_tensor_equals_load_file(tmp_path):
 
 
 def test_torch_checkpoint_read_cast_equals_load_then_cast(tmp_path):
-    from zsseg.classify.backends.checkpoints import read_torch_cast
+    from zsseg.models.clip.checkpoints import read_torch_cast
 
     tensors = {"w": torch.randn(300, 700), "logit_scale": torch.tensor(4.6), "ids": torch.arange(5), "h": torch.ones(3)}
     for layout in (tensors, {"state_dict": tensors, "epoch": 3}):
@@ -162,7 +163,7 @@ def test_torch_checkpoint_read_cast_equals_load_then_cast(tmp_path):
 
 
 def test_bf16_clip_from_a_torch_checkpoint_is_open_clips_model_cast(tiny_checkpoint, monkeypatch):
-    from zsseg.classify.backends import checkpoints
+    from zsseg.models.clip import checkpoints
 
     reads = []
     read = checkpoints.read_torch_cast
@@ -180,7 +181,7 @@ def test_a_safetensors_clip_loads_cast_and_leaves_open_clip_as_it_was(tiny_check
     import open_clip.factory
     from safetensors.torch import save_file
 
-    from zsseg.classify.backends import checkpoints
+    from zsseg.models.clip import checkpoints
 
     reads = []
     read = checkpoints.read_safetensors
@@ -237,11 +238,11 @@ def test_local_dir_folder_loads_and_a_bad_one_is_one_line(tiny_checkpoint, tmp_p
         assert "\n" not in str(err.value)
 
 
-def test_fix_hint_names_the_call_that_downloads():
-    from zsseg.classify.backends.clip_load import _fix_hint
+def testdownload_hint_names_the_call_that_downloads():
+    from zsseg.models.clip.load import download_hint
 
-    assert "create_model('ViT-B-16', pretrained='openai')" in _fix_hint("ViT-B-16/openai")
-    assert "create_model('hf-hub:timm/some-repo')" in _fix_hint("hf-hub:timm/some-repo")
+    assert "create_model('ViT-B-16', pretrained='openai')" in download_hint("ViT-B-16/openai")
+    assert "create_model('hf-hub:timm/some-repo')" in download_hint("hf-hub:timm/some-repo")
 
 
 def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
@@ -298,7 +299,7 @@ def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
     """``auto`` looks for ViT-B-16/openai where open_clip would download it, from a copy of open_clip's config."""
     from open_clip.pretrained import get_pretrained_cfg
 
-    from zsseg.classify.backends import clip_load as clip
+    from zsseg.models.clip import load as clip
 
     cfg = get_pretrained_cfg("ViT-B-16", "openai")
     assert {"hf_hub": cfg["hf_hub"], "url": cfg["url"]} == clip._DEFAULT_CLIP_HOSTING
@@ -319,7 +320,7 @@ def test_default_clip_hosting_copy_matches_open_clip(monkeypatch, tmp_path):
 def test_text_tower_runs_only_up_to_the_last_end_of_text(tiny_checkpoint, monkeypatch):
     """encode_texts cuts CLIP's 77-token context after the longest sentence's end-of-text token: the same embeddings
     as open_clip's full-length encode_text; a model the cut does not fit goes through encode_text unchanged."""
-    from zsseg.classify.backends import clip
+    from zsseg.models.clip import backend as clip
 
     backend = load_backend(f"clip:zsseg-tiny-clip/{tiny_checkpoint}")
     tokenizer = open_clip.get_tokenizer("zsseg-tiny-clip")
@@ -347,7 +348,7 @@ def test_text_tower_runs_only_up_to_the_last_end_of_text(tiny_checkpoint, monkey
 
 
 def test_is_causal():
-    from zsseg.classify.backends.clip import is_causal
+    from zsseg.models.clip.backend import is_causal
 
     causal = torch.full((4, 4), float("-inf")).triu(1)
     assert is_causal(causal) and is_causal(causal.bfloat16())

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from zsseg.classify.backends.clip_mlp import FusedMlp, fuse_mlps
+from zsseg.models.clip.mlp import FusedMlp, fuse_mlps
 from zsseg.precision import cpu_has_fast_bfloat16
 
 pytestmark = pytest.mark.skipif(
@@ -78,7 +78,7 @@ def test_whole_towers_agree_and_the_backend_fuses(tmp_path):
     cos = torch.nn.functional.cosine_similarity
     assert cos(got_img, want_img).min() > 0.999 and cos(got_txt, want_txt).min() > 0.999
 
-    from zsseg.classify.backends.clip import ClipBackend
+    from zsseg.models.clip.backend import ClipBackend
 
     backend = ClipBackend(tiny_clip(quick_gelu=True), open_clip.get_tokenizer("ViT-B-16"), precision="bf16")
     assert all(type(b.mlp) is FusedMlp for b in backend.model.visual.transformer.resblocks)

@@ -5,7 +5,8 @@ import pytest
 import skimage.data
 import torch
 
-from zsseg.classify import RegionClassifier, load_backend
+from zsseg.classify import RegionClassifier
+from zsseg.models import load_backend
 
 pytestmark = pytest.mark.weights
 
@@ -45,6 +46,6 @@ def test_real_photos_get_their_class(conse):
 def test_imagenet_names_are_torchvisions_list():
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    from zsseg.classify.backends.conse import imagenet_categories
+    from zsseg.models.conse.backend import imagenet_categories
 
     assert imagenet_categories() == list(_IMAGENET_CATEGORIES)

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from zsseg.classify import RegionClassifier
-from zsseg.classify.dense import dense_input, dense_shape, mask_grid_weights, pool_features
 from zsseg.classify.region import ambiguous, masked_crops, resolve_regions
 from zsseg.errors import ZsSegError
+from zsseg.models.pooling import dense_input, dense_shape, mask_grid_weights, pool_features
 
 
 def test_dense_shape_keeps_aspect_and_buckets() -> None:
@@ -59,7 +59,7 @@ def test_regions_modes_need_a_dense_encoder(colour_backend) -> None:
 
 @pytest.fixture(scope="module")
 def conse():
-    from zsseg.classify import load_backend
+    from zsseg.models import load_backend
 
     return load_backend("conse:efficientnet-lite0")
 
@@ -75,8 +75,8 @@ def test_conse_dense_full_mask_at_native_size_equals_the_crop(conse) -> None:
         dense.region_embeddings(image, full), crops.region_embeddings(image, full), atol=1e-5, rtol=1e-5
     )
     assert dense.regions == "dense" and resolve_regions("auto", conse) == "dense"
-    from zsseg.classify.dense import dense_input
-    from zsseg.train.towers import build_tower
+    from zsseg.models import build_tower
+    from zsseg.models.pooling import dense_input
 
     assert dense.dense is not None
     pooled = build_tower(conse, "projection").pool(dense_input(image, 224, 32, conse.mean, conse.std))

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.dense import DenseRegionEncoder, dense_input
-from zsseg.classify.dense_clip import ClipDenseEncoder, supports_dense
+from zsseg.models.clip.dense import ClipDenseEncoder, supports_dense
+from zsseg.models.pooling import DenseRegionEncoder, dense_input
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -269,7 +269,7 @@ def test_real_architectures_full_mask_and_shapes(arch, multiple):
 def test_features_are_what_the_strategy2_tower_pools(models):
     """``features`` of a full mask at the native size equal the ViT tower's ``pool`` of the image (the input of
     ``proj`` that strategy 2 retrains), and ``embed(features)`` is ``__call__``."""
-    from zsseg.train.towers import ClipViTTower
+    from zsseg.models.clip.tower import ClipViTTower
 
     model = models["zsseg-dense-vit"]
     enc = ClipDenseEncoder(model, MEAN, STD, size=32)

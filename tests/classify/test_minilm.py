@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.backends.minilm import MiniLMTextEncoder
 from zsseg.errors import ZsSegError
+from zsseg.models.conse.minilm import MiniLMTextEncoder
 
 SENTENCES = ["a photo of a cat.", "there is a potted plant in the scene.", "sofa", "a photo of the large dog."]
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from zsseg.classify.prompts import VILD_TEMPLATES, ensemble_class_embeddings, get_templates
 from zsseg.errors import ZsSegError
+from zsseg.prompts import VILD_TEMPLATES, ensemble_class_embeddings, get_templates
 
 
 def test_template_sets():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import threading
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from serve_testing import REPO
 
 from zsseg.errors import ZsSegError
 from zsseg.serve.config import ServeConfig
@@ -171,3 +173,34 @@ def test_body_limit_replays_small_chunked_bodies_and_refuses_big_ones() -> None:
     assert call([b"abcdef", b"ghijkl"], [])[0]["status"] == 413  # no length declared: counted as it arrives
     assert call([b""], [(b"content-length", b"11")])[0]["status"] == 413  # declared: refused unread
     assert call([b"0123456789"], [(b"content-length", b"10")])[1]["body"] == b"0123456789"
+
+
+@pytest.mark.weights
+def test_request_templates_keep_the_servers_region_mode() -> None:
+    """A request naming templates is segmented by the server's own classifier with those prompts: the same region
+    mode (dense here) and the label map ``Segmenter.segment(..., templates=...)`` gives. The server once rebuilt a
+    classifier for the request's templates without the region mode and silently classified crops instead."""
+    from fastapi.testclient import TestClient
+    from zsseg_testing import GridProposer
+
+    import zsseg
+    from zsseg.serve.app import create_app
+
+    seg = zsseg.load("conse:efficientnet-lite0", "selective-search", device="cpu", regions="dense")
+    seg.proposer = GridProposer()  # type: ignore[assignment]
+    dense, calls = seg.classifier.dense, []
+    seg.classifier.dense = lambda img, masks: calls.append(len(masks)) or dense(img, masks)  # type: ignore
+    image = np.asarray(Image.open(REPO / "zsseg/assets/astronaut.jpg").convert("RGB"))[::4, ::4].copy()
+    classes = "person, rocket, sky, wall"
+    with TestClient(create_app(seg)) as client:
+        png = encode(Image.fromarray(image), "PNG")
+        r = client.post(
+            "/v1/segment", files={"image": ("a.png", png)}, data={"classes": classes, "templates": "single"}
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["templates"] == "single" and body["regions"] == "dense" and calls == [4]  # one dense pass
+    served = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["label_map_png_base64"]))))
+    want = seg.segment(image, classes, templates="single").label_map
+    assert np.array_equal(served, want)
+    assert seg.classifier.template_name == "vild"  # the server's default stays as it was

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zsseg.classify.backends.clip import ClipBackend
+from zsseg.models.clip.backend import ClipBackend
 
 TINY_NAME = "zsseg-train-tiny"
 TINY = {
@@ -45,7 +45,7 @@ def tiny_clip_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_clip(tiny_clip_file: Path) -> ClipBackend:
     """A fresh :class:`ClipBackend` over the tiny CLIP (fresh: training freezes the backend's weights)."""
-    from zsseg.classify import load_backend
+    from zsseg.models import load_backend
 
     return load_backend(f"clip:{TINY_NAME}/{tiny_clip_file}")  # type: ignore[return-value]
 

@@ -11,13 +11,14 @@ import pytest
 from safetensors.torch import load_file
 from zsseg_testing import FixedProposer
 
+from zsseg.classify import build_classifier
+from zsseg.classify.ensemble import EnsembleClassifier, ensemble_probs, seen_mask_for
+from zsseg.classify.strategy2 import Strategy2Classifier
 from zsseg.cli import main
 from zsseg.data import load_dataset
 from zsseg.errors import ZsSegError
-from zsseg.train import TrainConfig, build_classifier, train
-from zsseg.train.ensemble import EnsembleClassifier, ensemble_probs, seen_mask_for
+from zsseg.train import TrainConfig, train
 from zsseg.train.self_training import round_path, self_train
-from zsseg.train.strategy2 import Strategy2Classifier
 
 
 def quadrants(size: int = 48) -> FixedProposer:

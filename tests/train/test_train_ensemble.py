@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsseg.train.ensemble import ensemble_probs, normalise_name, seen_mask_for
+from zsseg.classify.ensemble import ensemble_probs, normalise_name, seen_mask_for
+from zsseg.errors import ZsSegError
 
 
 def test_formula_on_hand_made_numbers() -> None:
@@ -36,7 +37,7 @@ def test_extreme_lambdas() -> None:
     # lambda = 0.5: the same geometric mean for every class
     g = np.sqrt(p1 * p2)
     np.testing.assert_allclose(ensemble_probs(p1, p2, seen, 0.5), g / g.sum(), rtol=1e-6)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ZsSegError, match=r"\[0, 1\]"):
         ensemble_probs(p1, p2, seen, 1.5)
 
 

@@ -13,10 +13,12 @@ import torch
 from safetensors.torch import load_file
 from zsseg_testing import FixedProposer
 
+from zsseg.classify import build_classifier
+from zsseg.classify.checkpoint import load_prompts_checkpoint
 from zsseg.cli import main
 from zsseg.data import load_dataset
 from zsseg.errors import ZsSegError
-from zsseg.train import TrainConfig, build_classifier, load_prompts_checkpoint, train
+from zsseg.train import TrainConfig, train
 from zsseg.train.bank import soft_targets
 from zsseg.train.regions import RegionOptions, gt_regions, trained_label
 
@@ -159,8 +161,8 @@ def test_cli_train_and_ctrl_c(tiny_clip, voc_root: Path, tmp_path: Path, monkeyp
 def test_flags_for_segment_and_eval(tiny_clip, voc_root: Path, tmp_path: Path) -> None:
     import argparse
 
-    from zsseg.train import resolve_model
-    from zsseg.train.command import add_classifier_flags, classifier_options
+    from zsseg.classify import model_for as resolve_model
+    from zsseg.cli_options import add_classifier_flags, classifier_options
 
     p = argparse.ArgumentParser()
     add_classifier_flags(p)

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from zsseg.classify.learned_prompts import PromptLearnedClassifier
 from zsseg.errors import ZsSegError
-from zsseg.train.prompts import BertPromptLearner, ClipPromptLearner, PromptLearnedClassifier, build_prompt_learner
+from zsseg.models import build_prompt_learner
+from zsseg.models.clip.prompts import ClipPromptLearner
+from zsseg.models.conse.prompts import BertPromptLearner
 
 NAMES = ["cat", "potted plant", "dog"]
 
@@ -27,10 +30,10 @@ def test_clip_prompt_learner_equals_text_encoder_with_template_context(tiny_clip
 
 
 def test_bert_prompt_learner_equals_text_encoder_with_template_context(tiny_bert_dir: Path) -> None:
-    from zsseg.classify.backends.minilm import MiniLMTextEncoder
+    from zsseg.models.conse.minilm import MiniLMTextEncoder
 
     class TextOnly:  # the text side of a ConSE backend is all a prompt learner needs
-        name, device, logit_scale = "fake:bert", torch.device("cpu"), 10.0
+        name, device, logit_scale, family = "fake:bert", torch.device("cpu"), 10.0, "conse"
         text_encoder = MiniLMTextEncoder(tiny_bert_dir)
 
     learner = build_prompt_learner(TextOnly(), n_ctx=4)  # type: ignore[arg-type]

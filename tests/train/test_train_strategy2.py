@@ -10,11 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from zsseg.classify import RegionClassifier
+from zsseg.classify.checkpoint import FORMAT, load_classifier_checkpoint, read_checkpoint
+from zsseg.classify.ensemble import EnsembleClassifier, ensemble_probs
+from zsseg.classify.strategy2 import Strategy2Classifier, build_strategy2
 from zsseg.errors import ZsSegError
-from zsseg.train.checkpoint import FORMAT, load_classifier_checkpoint, read_checkpoint, save_checkpoint
-from zsseg.train.ensemble import EnsembleClassifier, ensemble_probs
-from zsseg.train.strategy2 import Strategy2Classifier, build_strategy2
-from zsseg.train.towers import ClipViTTower, GenericTower, build_tower
+from zsseg.models import build_tower
+from zsseg.models.clip.tower import ClipViTTower
+from zsseg.models.towers import GenericTower
+from zsseg.train.checkpoint import save_checkpoint
 
 
 def _image_and_masks() -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +112,7 @@ def test_loading_errors_name_the_fix(tiny_clip, tmp_path: Path) -> None:
     save_checkpoint(path, {"prompt.ctx": torch.zeros(4, 32)}, {**meta, "epoch": 1}, None)
     with pytest.raises(ZsSegError, match="--prompts"):
         load_classifier_checkpoint(path, tiny_clip)
-    from zsseg.train.checkpoint import load_prompts_checkpoint
+    from zsseg.classify.checkpoint import load_prompts_checkpoint
 
     with pytest.raises(ZsSegError, match="--model clip:other"):
         load_prompts_checkpoint(path, tiny_clip)

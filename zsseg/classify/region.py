@@ -6,7 +6,7 @@ Region features come in three modes (``regions``):
   image is cropped to the mask's bounding box, resized to the encoder's input size and normalised; crops are
   encoded in batches.
 * ``dense``: the encoder runs once on the whole image and each proposal's feature is pooled from its feature
-  map (:mod:`zsseg.classify.dense`); the cost no longer grows with the number of proposals.
+  map (:mod:`zsseg.models.pooling`); the cost no longer grows with the number of proposals.
 * ``hybrid``: dense for every proposal, then the ``hybrid_fraction`` whose dense decision is most ambiguous
   (smallest margin between their two best classes) are also cropped, and their dense and crop embeddings fused
   (the normalised sum).
@@ -24,67 +24,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.backends.base import VisionLanguageBackend
-from zsseg.classify.dense import DEFAULT_DENSE_SIZE, DenseRegionEncoder
-from zsseg.classify.prompts import ensemble_class_embeddings, get_templates
 from zsseg.errors import ZsSegError
+from zsseg.models import default_regions, dense_encoder
+from zsseg.models.base import VisionLanguageBackend
+from zsseg.prompts import Templates, ensemble_class_embeddings, get_templates
 
 REGIONS = ("crops", "dense", "hybrid", "auto")
 """Region-feature modes; ``auto`` picks per backend (:func:`resolve_regions`)."""
 
 
 def resolve_regions(regions: str, backend: VisionLanguageBackend) -> str:
-    """The mode ``regions`` stands for with ``backend``: ``auto`` is ``dense`` for ConSE, ``hybrid`` for CLIP
-    models with a dense encoder, else ``crops``. Chosen from ``docs/results.md``: with ConSE and MobileSAM
-    proposals on the 200 VOC-20 val images, dense scored 48.3 mIoU, hybrid 48.6 at twice the classification time,
-    crops 41.2 (selective search: 47.9, 48.3 at 11 times the time, 46.1); for CLIP, whose dense accuracy cannot be
-    measured here, hybrid keeps the paper's crops for the decisions the dense pass is least sure of."""
+    """The mode ``regions`` stands for with ``backend``: ``auto`` is its family's choice (``dense`` for ConSE,
+    ``hybrid`` for CLIP towers with a dense pass, :meth:`~zsseg.models.base.ModelFamily.default_regions`), and
+    ``crops`` for a backend without one."""
     if regions not in REGIONS:
         raise ZsSegError(f"unknown regions mode {regions!r}: use one of {', '.join(REGIONS)}")
-    if regions != "auto":
-        return regions
-    from zsseg.classify.backends.conse import ConseBackend
-
-    if not supports_dense(backend):
-        return "crops"
-    return "dense" if isinstance(backend, ConseBackend) else "hybrid"
-
-
-def supports_dense(backend: VisionLanguageBackend) -> bool:
-    """Whether ``backend`` has a dense region encoder (ConSE; CLIP ViT, ResNet and ConvNeXt towers)."""
-    from zsseg.classify.backends.clip import ClipBackend
-    from zsseg.classify.backends.conse import ConseBackend
-
-    if isinstance(backend, ConseBackend):
-        return True
-    if isinstance(backend, ClipBackend):
-        from zsseg.classify.dense_clip import supports_dense as clip_supports_dense
-
-        return clip_supports_dense(backend.model)
-    return False
-
-
-def build_dense_encoder(backend: VisionLanguageBackend, size: int | None = None) -> DenseRegionEncoder:
-    """The dense region encoder of ``backend`` at long side ``size`` (None: the backend's default, 448).
-
-    Raises:
-        ZsSegError: the backend has none (use ``regions="crops"``).
-    """
-    from zsseg.classify.backends.clip import ClipBackend
-    from zsseg.classify.backends.conse import ConseBackend
-    from zsseg.classify.dense import ConseDenseEncoder
-
-    if not supports_dense(backend):
-        raise ZsSegError(f"model {backend.name} has no dense region features: use --regions crops")
-    if isinstance(backend, ConseBackend):
-        return ConseDenseEncoder(backend, size=size or DEFAULT_DENSE_SIZE)
-    assert isinstance(backend, ClipBackend)
-    from zsseg.classify.dense_clip import ClipDenseEncoder
-
-    blocks = getattr(getattr(getattr(backend.model, "visual", None), "transformer", None), "resblocks", ())
-    mask_layers = min(3, len(blocks)) if len(blocks) else 3  # the last 3 blocks, or all of a shallower ViT
-    size = size or DEFAULT_DENSE_SIZE
-    return ClipDenseEncoder(backend.model, backend.mean, backend.std, size=size, mask_layers=mask_layers)
+    return default_regions(backend) if regions == "auto" else regions
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
@@ -138,7 +93,8 @@ class RegionClassifier:
 
     Args:
         backend: the vision-language model.
-        templates: name of a template set (``single``, ``vild``, ``imagenet``) or explicit templates.
+        templates: name of a template set (``single``, ``vild``, ``imagenet``) or explicit templates; the
+            default of every call, which may name others (:meth:`classify`).
         batch_size: crops per forward pass of the image encoder.
         logit_scale: temperature multiplier of cosine similarities; None uses the backend's.
         cache_size: vocabularies whose text embeddings are kept in memory.
@@ -150,7 +106,7 @@ class RegionClassifier:
     def __init__(
         self,
         backend: VisionLanguageBackend,
-        templates: str | Sequence[str] = "vild",
+        templates: Templates = "vild",
         batch_size: int = 32,
         logit_scale: float | None = None,
         cache_size: int = 8,
@@ -162,31 +118,51 @@ class RegionClassifier:
             raise ValueError(f"hybrid_fraction must be in [0, 1], got {hybrid_fraction}")
         self.backend = backend
         self.regions = resolve_regions(regions, backend)
-        self.dense = build_dense_encoder(backend, dense_size) if self.regions != "crops" else None
+        self.dense = dense_encoder(backend, dense_size) if self.regions != "crops" else None
         self.hybrid_fraction = hybrid_fraction
-        self.templates = get_templates(templates) if isinstance(templates, str) else tuple(templates)
+        self.templates = get_templates(templates)
         self.template_name = templates if isinstance(templates, str) else "custom"
         self.batch_size = batch_size
         self.logit_scale = backend.logit_scale if logit_scale is None else logit_scale
-        self._cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
-    def text_embeddings(self, classes: Sequence[str]) -> torch.Tensor:
-        """float32 (K, D) template-ensembled embeddings of ``classes``, cached per vocabulary."""
-        key = tuple(classes)
+    @property
+    def settings(self) -> dict[str, str]:
+        """How regions are classified, for the JSON output: ``regions`` and, for a backend with a dtype, its
+        ``precision``."""
+        from zsseg.precision import dtype_name
+
+        out = {"regions": self.regions}
+        dtype = getattr(self.backend, "dtype", None)
+        if isinstance(dtype, torch.dtype):
+            out["precision"] = dtype_name(dtype)
+        return out
+
+    def resolve_templates(self, templates: Templates | None) -> tuple[str, ...]:
+        """The templates a call uses: ``templates`` (a set's name or the templates), or None for the default.
+
+        Raises:
+            ZsSegError: an unknown set's name, or (subclasses) a classifier whose prompts cannot change.
+        """
+        return self.templates if templates is None else get_templates(templates)
+
+    def text_embeddings(self, classes: Sequence[str], templates: Templates | None = None) -> torch.Tensor:
+        """float32 (K, D) template-ensembled embeddings of ``classes``, cached per vocabulary and template set."""
+        key = (self.resolve_templates(templates), tuple(classes))
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        emb = self.compute_text_embeddings(key)
+        emb = self.compute_text_embeddings(key[1], key[0])
         self._cache[key] = emb
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return emb
 
-    def compute_text_embeddings(self, classes: tuple[str, ...]) -> torch.Tensor:
+    def compute_text_embeddings(self, classes: tuple[str, ...], templates: tuple[str, ...]) -> torch.Tensor:
         """float32 (K, D) class embeddings, uncached: the template ensemble (subclasses change only this)."""
         with torch.inference_mode():
-            return ensemble_class_embeddings(self.backend.encode_texts, classes, self.templates)
+            return ensemble_class_embeddings(self.backend.encode_texts, classes, templates)
 
     def encode_crops(
         self, image: np.ndarray, masks: np.ndarray, encode: Callable[[torch.Tensor], torch.Tensor]
@@ -213,18 +189,21 @@ class RegionClassifier:
             return torch.zeros((0, self.text_embeddings(["x"]).shape[1]))
         return torch.cat(out)
 
-    def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    def classify(
+        self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str], templates: Templates | None = None
+    ) -> np.ndarray:
         """Class probabilities of each proposal.
 
         Args:
             image: uint8 (H, W, 3) RGB.
             masks: bool (N, H, W), each non-empty.
             classes: K class names.
+            templates: this call's prompt templates (a set's name or the templates); None: the classifier's.
 
         Returns:
             float32 (N, K), rows summing to 1: ``softmax(logit_scale * cos(region, class))``.
         """
-        text = self.text_embeddings(classes).cpu()
+        text = self.text_embeddings(classes, templates).cpu()
         regions = self.region_embeddings(image, masks)
         probs = (self.logit_scale * regions @ text.T).softmax(dim=-1)
         if self.regions == "hybrid" and len(masks):

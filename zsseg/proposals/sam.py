@@ -201,6 +201,11 @@ class SamProposer:
             )
         self.mask_threshold = float(getattr(model, "mask_threshold", 0.0))
 
+    @property
+    def settings(self) -> dict[str, str | int]:
+        """What it runs, for the JSON output: ``proposals_precision`` and ``proposals_input_size``."""
+        return {"proposals_precision": self.precision, "proposals_input_size": self.img_size}
+
     def __call__(self, image: np.ndarray) -> Proposals:
         """Propose masks for ``image``: uint8 (H, W, 3) RGB. Returns bool masks (N, H, W), best first."""
         image = np.asarray(image)

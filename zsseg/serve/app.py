@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import logging
 import shutil
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -24,11 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import zsseg
-from zsseg.classify.prompts import TEMPLATE_SETS
-from zsseg.classify.region import RegionClassifier
 from zsseg.errors import ZsSegError
 from zsseg.io import parse_classes
 from zsseg.pipeline import Segmenter
+from zsseg.prompts import TEMPLATE_SETS
 from zsseg.serve.config import ServeConfig
 from zsseg.serve.errors import ApiError
 from zsseg.serve.pool import InferencePool
@@ -56,46 +52,21 @@ BackgroundField = Annotated[
 ]
 
 
-class _Variants:
-    """Per-request variants of the one shared :class:`Segmenter` (thresholds, template set).
+def _templates(segmenter: Segmenter, templates: str | None) -> str | None:
+    """A request's template set, checked before it queues: None (the server's), or a set the classifier takes.
 
-    Variants are shallow copies sharing the loaded models; a classifier with another template set is built
-    once per set (it keeps its own text-embedding cache) and reused.
+    Raises:
+        ApiError: 422 for an unknown set, or a classifier whose prompts are learned.
     """
-
-    def __init__(self, base: Segmenter) -> None:
-        self.base = base
-        self._classifiers: OrderedDict[str, RegionClassifier] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def template_name(self) -> str:
-        return str(getattr(self.base.classifier, "template_name", "custom"))
-
-    def get(self, templates: str | None, unlabelled: float | None, background: float | None) -> Segmenter:
-        seg = copy.copy(self.base)
-        if unlabelled is not None:
-            seg.unlabelled_threshold = unlabelled
-        if background is not None:
-            seg.background_threshold = background
-        if templates and templates != self.template_name:
-            seg.classifier = self._classifier(templates)
-        return seg
-
-    def _classifier(self, templates: str) -> RegionClassifier:
-        if templates not in TEMPLATE_SETS:
-            raise ApiError(422, f"unknown templates {templates!r}: use one of {', '.join(TEMPLATE_SETS)}")
-        base = self.base.classifier
-        if type(base) is not RegionClassifier:
-            raise ApiError(
-                422, f"this server's classifier ({type(base).__name__}) has fixed prompts: leave templates empty"
-            )
-        with self._lock:
-            if templates not in self._classifiers:
-                self._classifiers[templates] = RegionClassifier(
-                    base.backend, templates=templates, batch_size=base.batch_size, logit_scale=base.logit_scale
-                )
-            return self._classifiers[templates]
+    if not templates:
+        return None
+    if templates not in TEMPLATE_SETS:
+        raise ApiError(422, f"unknown templates {templates!r}: use one of {', '.join(TEMPLATE_SETS)}")
+    try:
+        segmenter.classifier.resolve_templates(templates)
+    except ZsSegError as exc:
+        raise ApiError(422, f"{exc} (this server's prompts are fixed: leave templates empty)") from exc
+    return templates
 
 
 def _check_threshold(name: str, value: float | None) -> None:
@@ -113,12 +84,15 @@ def _vocabulary(text: str, max_classes: int) -> list[str]:
     return names
 
 
-def _segment_job(seg: Segmenter, data: bytes, classes: list[str], max_pixels: int, queued_at: float) -> dict[str, Any]:
-    """Runs in a worker thread: decode, segment, encode the label map. Returns the JSON answer."""
+def _segment_job(
+    seg: Segmenter, data: bytes, classes: list[str], options: dict[str, Any], max_pixels: int, queued_at: float
+) -> dict[str, Any]:
+    """Runs in a worker thread: decode, segment with the request's ``options`` (templates, thresholds; None: the
+    server's), encode the label map. Returns the JSON answer."""
     started = time.perf_counter()
     image = decode_image(data, max_pixels)
     decoded = time.perf_counter()
-    result = seg.segment(image, classes)
+    result = seg.segment(image, classes, **options)
     t0 = time.perf_counter()
     buf = io.BytesIO()
     result.label_image().save(buf, format="PNG")
@@ -128,7 +102,7 @@ def _segment_job(seg: Segmenter, data: bytes, classes: list[str], max_pixels: in
     timings["total"] = time.perf_counter() - queued_at
     summary = result.summary()
     summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
-    summary["templates"] = str(getattr(seg.classifier, "template_name", "custom"))
+    summary["templates"] = options["templates"] or seg.classifier.template_name
     summary["colors"] = ["#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb)) for rgb in palette(len(classes))]
     summary["label_map_png_base64"] = base64.b64encode(png).decode("ascii")
     return summary
@@ -142,7 +116,6 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         config: limits and pool sizes; defaults to :class:`ServeConfig`'s.
     """
     cfg = config or ServeConfig()
-    variants = _Variants(segmenter)
     pool = InferencePool(cfg.workers, cfg.queue, cfg.timeout_s, cfg.retry_after_s)
 
     @asynccontextmanager
@@ -203,11 +176,15 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         names = _vocabulary(classes, cfg.max_classes)
         _check_threshold("unlabelled_threshold", unlabelled)
         _check_threshold("background_threshold", background)
-        seg = variants.get(templates or None, unlabelled, background)
+        options = {
+            "templates": _templates(segmenter, templates),
+            "unlabelled_threshold": unlabelled,
+            "background_threshold": background,
+        }
         data = await image.read()
         await image.close()
         try:
-            return await pool.run(lambda: _segment_job(seg, data, names, cfg.max_pixels, queued_at))
+            return await pool.run(lambda: _segment_job(segmenter, data, names, options, cfg.max_pixels, queued_at))
         except ZsSegError as exc:
             raise ApiError(422, str(exc)) from exc
 
@@ -250,7 +227,7 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
             "version": zsseg.__version__,
             "model": segmenter.model_name,
             "proposals": getattr(segmenter.proposer, "name", type(segmenter.proposer).__name__),
-            "templates": variants.template_name,
+            "templates": segmenter.classifier.template_name,
             "template_sets": list(TEMPLATE_SETS),
             "examples": sorted(EXAMPLES),
             "limits": {

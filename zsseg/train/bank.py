@@ -2,7 +2,7 @@
 segments), their features pooled from one dense pass of the frozen network, and soft targets from the labels.
 
 Strategy 2 (projection mode) and strategy 1 both start from the frozen network's pooled region features
-(:meth:`zsseg.classify.dense.DenseRegionEncoder.features`), so a training region costs one pooling of a
+(:meth:`zsseg.models.pooling.DenseRegionEncoder.features`), so a training region costs one pooling of a
 feature map the image needed anyway: the proposals are the expensive part, and they are computed once and
 cached with the features.
 

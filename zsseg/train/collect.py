@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from zsseg.data.dataset import SegDataset
+from zsseg.models.towers import ImageTower
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import RegionBank, pool_bank
 from zsseg.train.regions import encode_regions, features_cache_path, iter_regions, load_or_encode
-from zsseg.train.towers import ImageTower
 
 if TYPE_CHECKING:
     from zsseg.train.trainer import TrainConfig
@@ -43,7 +43,7 @@ def collect_bank(
     cache_file = features_cache_path(key) if cache and kind != "pixels" else None
     regions = iter_regions(dataset, ids, cfg.regions, proposer, n_images, cfg.targets)
     if cfg.features == "dense":
-        from zsseg.classify.region import build_dense_encoder
+        from zsseg.models import dense_encoder as build_dense_encoder
 
         encoder = build_dense_encoder(backend, cfg.dense_size)
         return load_or_encode(

@@ -17,15 +17,15 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command to ``zsseg``'s sub-parsers."""
-    from zsseg.classify import MODEL_HELP
-    from zsseg.classify.prompts import TEMPLATE_SETS
+    from zsseg.classify.ensemble import DEFAULT_LAMBDA
     from zsseg.data import DATASET_NAMES
+    from zsseg.models import MODEL_HELP
+    from zsseg.models.towers import TRAIN_MODES
+    from zsseg.prompts import TEMPLATE_SETS
     from zsseg.proposals import PROPOSER_NAMES
     from zsseg.train.bank import TARGET_MODES
-    from zsseg.train.ensemble import DEFAULT_LAMBDA
     from zsseg.train.regions import REGION_MODES
     from zsseg.train.self_training import DEFAULT_FRACTION, DEFAULT_THRESHOLD
-    from zsseg.train.towers import TRAIN_MODES
     from zsseg.train.trainer import DEFAULTS, FEATURE_MODES
 
     p = subparsers.add_parser(
@@ -116,36 +116,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def add_classifier_flags(p: argparse.ArgumentParser) -> None:
-    """``--classifier``, ``--prompts`` and ``--lambda`` for ``zsseg segment`` / ``zsseg eval``."""
-    p.add_argument(
-        "--classifier",
-        type=Path,
-        default=None,
-        help="strategy-2 checkpoint (zsseg train --what strategy2), ensembled with the frozen classifier",
-    )
-    p.add_argument(
-        "--prompts", type=Path, default=None, help="learned prompts (zsseg train --what prompts) instead of --templates"
-    )
-    p.add_argument(
-        "--lambda",
-        dest="ensemble_lambda",
-        metavar="LAMBDA",
-        type=float,
-        default=None,
-        help="ensemble exponent for --classifier, in [0, 1] (default: the checkpoint's, 0.8)",
-    )
-
-
-def classifier_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`zsseg.pipeline.load` from :func:`add_classifier_flags`' flags."""
-    return {
-        "classifier_checkpoint": getattr(args, "classifier", None),
-        "prompts_checkpoint": getattr(args, "prompts", None),
-        "ensemble_lambda": getattr(args, "ensemble_lambda", None),
-    }
-
-
 def default_device() -> str:
     """``cuda`` when available, else ``cpu``."""
     import torch
@@ -155,9 +125,9 @@ def default_device() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``zsseg train``; returns the exit status (130 after Ctrl-C, with the checkpoint intact)."""
-    from zsseg.classify import load_backend
     from zsseg.data import load_dataset
     from zsseg.errors import ZsSegError
+    from zsseg.models import load_backend
     from zsseg.proposals import build_proposer
     from zsseg.train.regions import RegionOptions
     from zsseg.train.self_training import self_train

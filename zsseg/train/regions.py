@@ -178,7 +178,7 @@ def encode_regions(
 
 def features_cache_path(key_parts: Sequence[object]) -> Path:
     """Where features keyed by ``key_parts`` are cached (under ``$ZSSEG_CACHE``, default ``~/.cache/zsseg``)."""
-    from zsseg.classify.backends.conse import cache_dir
+    from zsseg.models.conse.backend import cache_dir
 
     key = hashlib.sha256(repr(tuple(key_parts)).encode()).hexdigest()[:20]
     return cache_dir() / "train" / f"regions-{key}.safetensors"

@@ -17,7 +17,7 @@ them into "unlabelled"), so a proposal's "no object" share is exactly its unlabe
 
 Each round is an ordinary ``zsseg train`` checkpoint (``NAME.round<r>.safetensors``, resumable), and the last
 round is copied to ``NAME.safetensors``. At inference, the ensemble of a self-trained checkpoint weighs the
-pseudo-labelled classes as seen (:func:`zsseg.train.checkpoint.ensemble_seen`); the pseudo-labeller keeps
+pseudo-labelled classes as seen (:func:`zsseg.classify.checkpoint.ensemble_seen`); the pseudo-labeller keeps
 weighing them as unseen, as the measured variants did.
 """
 
@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.checkpoint import json_path, read_checkpoint
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
+from zsseg.models.base import VisionLanguageBackend
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import PROPOSAL, RegionBank
-from zsseg.train.checkpoint import json_path, optim_path, read_checkpoint
+from zsseg.train.checkpoint import optim_path
 from zsseg.train.trainer import TrainConfig, TrainSummary, check_out, train
 
 DEFAULT_THRESHOLD = 0.5
@@ -83,9 +84,9 @@ class PseudoLabeller:
     @torch.no_grad()
     def probabilities(self, features: torch.Tensor, classes: Sequence[str]) -> np.ndarray:
         """The previous round's ensemble on pooled region features float32 (M, F) -> float32 (M, K)."""
+        from zsseg.classify.checkpoint import load_strategy2
+        from zsseg.classify.ensemble import EnsembleClassifier
         from zsseg.classify.region import RegionClassifier
-        from zsseg.train.checkpoint import load_strategy2
-        from zsseg.train.ensemble import EnsembleClassifier
 
         s2, meta = load_strategy2(self.checkpoint, self.backend)
         if s2.dense is None:

@@ -18,19 +18,20 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import torch
 from tqdm import tqdm
 
-from zsseg.classify.backends.base import VisionLanguageBackend
+from zsseg.classify.checkpoint import FORMAT, WHATS, read_checkpoint
+from zsseg.classify.ensemble import DEFAULT_LAMBDA
 from zsseg.classify.region import RegionClassifier
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
+from zsseg.models.base import VisionLanguageBackend
+from zsseg.models.towers import TRAIN_MODES, TrainMode
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import TARGET_MODES, holdout_images
-from zsseg.train.checkpoint import FORMAT, WHATS, load_optimizer_state, read_checkpoint, save_checkpoint
+from zsseg.train.checkpoint import load_optimizer_state, save_checkpoint
 from zsseg.train.collect import collect_bank
-from zsseg.train.ensemble import DEFAULT_LAMBDA
 from zsseg.train.fit import batched_logits, fit_temperature, held_out_loss
 from zsseg.train.fit import run_epoch as _run_epoch
 from zsseg.train.regions import RegionOptions
-from zsseg.train.towers import TRAIN_MODES, TrainMode
 
 if TYPE_CHECKING:
     from zsseg.train.self_training import PseudoLabeller
@@ -109,8 +110,8 @@ class TrainConfig:
             raise ZsSegError(f"unknown --features {self.features!r}: use one of {', '.join(FEATURE_MODES)}")
         if self.targets not in TARGET_MODES:
             raise ZsSegError(f"unknown --targets {self.targets!r}: use one of {', '.join(TARGET_MODES)}")
-        from zsseg.classify.dense import DEFAULT_DENSE_SIZE
-        from zsseg.classify.region import supports_dense
+        from zsseg.models import supports_dense
+        from zsseg.models.pooling import DEFAULT_DENSE_SIZE
 
         dense_ok = self.what == "prompts" or self.train == "projection"
         if self.features == "dense" and not dense_ok:
@@ -267,9 +268,8 @@ def train(
         ZsSegError: bad options, a checkpoint that exists (without ``resume``) or does not match.
         TrainingInterrupted: Ctrl-C; the checkpoint keeps the last completed epoch.
     """
-    from zsseg.train.prompts import build_prompt_learner
-    from zsseg.train.strategy2 import build_strategy2
-    from zsseg.train.towers import build_tower
+    from zsseg.classify.strategy2 import build_strategy2
+    from zsseg.models import build_prompt_learner, build_tower
 
     cfg = config.resolved(backend)
     assert cfg.epochs is not None and cfg.lr is not None and cfg.logit_scale is not None

@@ -47,9 +47,19 @@ def imagenet_templates() -> tuple[str, ...]:
 
 TEMPLATE_SETS: tuple[str, ...] = ("single", "vild", "imagenet")
 
+Templates = str | Sequence[str]
+"""A template set's name (:data:`TEMPLATE_SETS`) or the templates themselves."""
 
-def get_templates(name: str) -> tuple[str, ...]:
-    """Return the templates of a named set; each template has one ``{}`` for the class name."""
+
+def get_templates(name: Templates) -> tuple[str, ...]:
+    """The templates of a named set, or the given templates as a tuple; each template has one ``{}`` for the
+    class name.
+
+    Raises:
+        ZsSegError: an unknown set's name.
+    """
+    if not isinstance(name, str):
+        return tuple(name)
     if name == "single":
         return SINGLE_TEMPLATES
     if name == "vild":

@@ -1,4 +1,4 @@
-from zsseg.train.checkpoint import ensemble_seen
+from zsseg.classify.checkpoint import ensemble_seen
 
 
 def test_ensemble_seen_adds_only_classes_that_got_pseudo_labels() -> None:

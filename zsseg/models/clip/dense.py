@@ -23,7 +23,7 @@ full-image mask at the tower's native input size gives exactly ``model.encode_im
   embedding), keys and values are that token and the mask's cells with bias ``log(coverage)``, as FC-CLIP
   does for its ResNet CLIP (bytedance/fc-clip, NeurIPS 2023).
 * **timm conv towers** (``open_clip.timm_model.TimmModel``, e.g. ``convnext_base``) whose head starts with
-  average pooling: trunk features once, mask-average pooled (:func:`~zsseg.classify.dense.pool_features`),
+  average pooling: trunk features once, mask-average pooled (:func:`~zsseg.models.pooling.pool_features`),
   then the rest of the trunk's head (its norm) and ``TimmModel.head`` (the projection), as FC-CLIP does.
 
 A model cast to bfloat16/float16 runs in that dtype (inputs and attention biases are cast to the parameters'
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg.classify.dense import DEFAULT_DENSE_SIZE, dense_input, mask_grid_weights, pool_features
+from zsseg.models.pooling import DEFAULT_DENSE_SIZE, dense_input, mask_grid_weights, pool_features
 
 
 def _tower(model: nn.Module) -> Any:
@@ -119,7 +119,7 @@ def _biased_attention(
 class ClipDenseEncoder:
     """Region embeddings of every proposal from one pass of an open_clip image tower.
 
-    Implements :class:`zsseg.classify.dense.DenseRegionEncoder`.
+    Implements :class:`zsseg.models.pooling.DenseRegionEncoder`.
 
     Args:
         model: an open_clip ``CLIP``/``CustomTextCLIP`` (``model.visual`` is used) or an image tower; put in
@@ -213,7 +213,7 @@ class ClipDenseEncoder:
     @torch.inference_mode()
     def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """Region features before the embedding head, float32 (N, F) on the CPU: a ViT's pooled class-token
-        copies after ``ln_post`` (the input of ``proj``, as :class:`~zsseg.train.towers.ClipViTTower` pools a
+        copies after ``ln_post`` (the input of ``proj``, as :class:`~zsseg.models.towers.ClipViTTower` pools a
         crop), or a ResNet's / timm model's unnormalised embedding.
 
         Raises:

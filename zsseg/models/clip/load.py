@@ -1,5 +1,5 @@
 """Loading CLIP through open_clip: ``clip:ARCH/PRETRAINED``, ``clip:ARCH/PATH``, ``clip:hf-hub:ORG/REPO``,
-``clip:local-dir:FOLDER`` -> :class:`~zsseg.classify.backends.clip.ClipBackend`.
+``clip:local-dir:FOLDER`` -> :class:`~zsseg.models.clip.backend.ClipBackend`.
 
 Weights come from open_clip's usual cache (the Hugging Face hub cache, or ``~/.cache/clip`` for URL
 downloads). Where they are missing and cannot be downloaded, loading fails with a :class:`ZsSegError`
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from zsseg.classify.backends.checkpoints import reading_cast
-from zsseg.classify.backends.clip import ClipBackend
 from zsseg.errors import ZsSegError
+from zsseg.models.clip.backend import ClipBackend
+from zsseg.models.clip.checkpoints import reading_cast
 from zsseg.precision import resolve_precision
 
 DEFAULT_CLIP = "ViT-B-16/openai"
@@ -31,7 +31,8 @@ _DEFAULT_CLIP_HOSTING = {
 }
 
 
-def _fix_hint(spec: str) -> str:
+def download_hint(spec: str) -> str:
+    """How to get the weights of ``spec`` onto a machine without them, in one clause."""
     arch, pretrained = split_spec(spec)
     call = f"'{arch}'" if pretrained is None else f"'{arch}', pretrained='{pretrained}'"
     return (
@@ -174,7 +175,7 @@ def _create_assigned(spec: str, dtype: torch.dtype | None = None) -> torch.nn.Mo
     model is built on the meta device (no memory, no initialisation), and open_clip's own loader, which converts
     the checkpoint formats, loads into it with ``load_state_dict(assign=True)``. The one tensor a checkpoint does
     not hold, the text tower's causal ``attn_mask`` buffer, is rebuilt. The checkpoint is read tensor by tensor
-    and cast to ``dtype`` on the way where its format allows (:mod:`zsseg.classify.backends.checkpoints`). None
+    and cast to ``dtype`` on the way where its format allows (:mod:`zsseg.models.clip.checkpoints`). None
     (the caller then takes open_clip's usual path): no local checkpoint, a big_vision ``.npz``, a model that cannot
     be built on meta (some timm towers), or any other tensor left unset.
     """
@@ -264,7 +265,7 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
             tags = ", ".join(list_pretrained_tags_by_model(arch)) or "none"
             raise ZsSegError(f"unknown pretrained tag {pretrained!r} for {arch}: known tags are {tags}")
     if cached_weights(spec) is None and not _hub_reachable():
-        raise ZsSegError(f"CLIP weights for {spec} are not cached and the hub cannot be reached: {_fix_hint(spec)}")
+        raise ZsSegError(f"CLIP weights for {spec} are not cached and the hub cannot be reached: {download_hint(spec)}")
     try:
         model = _create_assigned(spec, resolve_precision(precision, torch.device(device)))
         if model is None:
@@ -278,7 +279,7 @@ def load_clip(spec: str = DEFAULT_CLIP, device: str | torch.device = "cpu", prec
         path = cached_weights(spec)
         if path is None:
             raise ZsSegError(
-                f"CLIP weights for {spec} are not cached and could not be downloaded: {_fix_hint(spec)}"
+                f"CLIP weights for {spec} are not cached and could not be downloaded: {download_hint(spec)}"
             ) from exc
         raise ZsSegError(_load_failure(spec, path, exc)) from exc
     return ClipBackend(model, tokenizer, name=f"clip:{spec}", device=device, precision=precision)

@@ -8,21 +8,18 @@ proposals, and a region's feature carries its surroundings inside the receptive 
 wheel, a wing) take the whole object's class.
 
 Shared pieces live here: :func:`dense_input` (resize, aspect kept, sides a multiple of the network's stride)
-and :func:`mask_grid_weights` (masks -> per-cell coverage on the feature grid). Backend-specific encoders
-implement :class:`DenseRegionEncoder`.
+and :func:`mask_grid_weights` (masks -> per-cell coverage on the feature grid). Each family's encoder
+(``zsseg/models/<family>/dense.py``) implements :class:`DenseRegionEncoder`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    from zsseg.classify.backends.conse import ConseBackend
 
 DEFAULT_DENSE_SIZE = 448
 """Long side of the image in the dense pass when none is given (chosen on VOC val, ``docs/results.md`` §9)."""
@@ -44,7 +41,7 @@ class DenseRegionEncoder(Protocol):
     def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """The frozen network's pooled region features before its embedding head: float32 (N, F) on the CPU.
 
-        The same quantity as :meth:`zsseg.train.towers.ImageTower.pool` of a crop, so strategy 2 (which trains
+        The same quantity as :meth:`zsseg.models.towers.ImageTower.pool` of a crop, so strategy 2 (which trains
         a head on it) and strategy 1 (:meth:`embed`) share one pass. ``__call__ = embed(features(...))``.
         """
         ...
@@ -133,45 +130,3 @@ def pool_features(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     w = weights.reshape(len(weights), -1).to(features.dtype)
     pooled = w @ features.reshape(c, -1).T
     return pooled / w.sum(dim=1, keepdim=True).clamp_min(1e-6)
-
-
-class ConseDenseEncoder:
-    """Dense region features for the ConSE backend: EfficientNet-Lite once on the whole image, its last feature
-    map (1280 channels, stride 32) mask-average-pooled per proposal, then the ImageNet head and ConSE's
-    combination of label embeddings.
-
-    Measured on VOC val with MobileSAM proposals: 47.1 mIoU at 448 px against 35.6 for crops (50 images), at a
-    tenth of the classification time (``docs/results.md``).
-
-    Args:
-        backend: a :class:`~zsseg.classify.backends.conse.ConseBackend`.
-        size: long side of the image as the network sees it (aspect kept, sides multiples of 32).
-    """
-
-    def __init__(self, backend: ConseBackend, size: int = DEFAULT_DENSE_SIZE) -> None:
-        if size < 32:
-            raise ValueError(f"dense size must be at least 32 pixels, got {size}")
-        self.backend = backend
-        self.size = size
-
-    def __call__(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W, 3) RGB and bool (N, H, W) masks -> float32 (N, D), L2-normalised, on the CPU."""
-        return self.embed(self.features(image, masks))
-
-    @torch.inference_mode()
-    def features(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """The last feature map mask-pooled per proposal: float32 (N, 1280) on the CPU (before the ImageNet head)."""
-        b = self.backend
-        x = dense_input(image, self.size, 32, b.mean, b.std).to(b.device, b.dtype)
-        net: Any = b.classifier
-        features = net.extract_features(x.contiguous(memory_format=torch.channels_last))[0].float()  # (C, gh, gw)
-        weights = mask_grid_weights(masks, (features.shape[1], features.shape[2])).to(b.device)
-        return pool_features(features, weights).cpu()  # (N, C)
-
-    @torch.inference_mode()
-    def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features float32 (N, 1280) -> ConSE embeddings float32 (N, D), L2-normalised, on the CPU."""
-        b = self.backend
-        net: Any = b.classifier
-        logits = F.linear(features.to(b.device).float(), net._fc.weight.float(), net._fc.bias.float())
-        return b.embed_logits(logits).float().cpu()

@@ -4,7 +4,7 @@ frozen text embeddings.
 The classifier's weights are the frozen, template-ensembled text embeddings of the vocabulary plus one
 learned "no object" embedding; a region's logits are ``logit_scale * cos(head(trunk(crop)), weight)``
 (a fixed temperature), trained with cross-entropy on masked crops of ground-truth segments
-(see :mod:`zsseg.train.regions`). Since the text side stays frozen, the trained encoder can be queried with
+(:mod:`zsseg.train` trains it). Since the text side stays frozen, the trained encoder can be queried with
 any vocabulary at test time, unseen classes included, though it is biased towards the classes it saw.
 """
 
@@ -17,16 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg.classify.backends.base import VisionLanguageBackend
 from zsseg.classify.region import RegionClassifier
-from zsseg.train.towers import ImageTower, build_tower
+from zsseg.models import build_tower
+from zsseg.models.base import VisionLanguageBackend
+from zsseg.models.towers import ImageTower
+from zsseg.prompts import Templates
 
 
 class Strategy2Model(nn.Module):
     """A trained image tower plus the learned "no object" embedding.
 
     Args:
-        tower: the image tower (:func:`zsseg.train.towers.build_tower`).
+        tower: the image tower (:func:`zsseg.models.towers.build_tower`).
         logit_scale: multiplier of the cosine similarities (inverse temperature).
     """
 
@@ -88,7 +90,7 @@ class Strategy2Classifier(RegionClassifier):
         self,
         backend: VisionLanguageBackend,
         model: Strategy2Model,
-        templates: str | Sequence[str] = "vild",
+        templates: Templates = "vild",
         batch_size: int = 32,
         features: str = "crops",
         dense_size: int | None = None,
@@ -120,25 +122,30 @@ class Strategy2Classifier(RegionClassifier):
         return torch.cat(out) if out else torch.zeros((0, self.tower.embed_dim))
 
     @torch.no_grad()
-    def probs_from_features(self, feats: torch.Tensor, classes: Sequence[str], renormalise: bool = True) -> np.ndarray:
+    def probs_from_features(
+        self, feats: torch.Tensor, classes: Sequence[str], renormalise: bool = True, templates: Templates | None = None
+    ) -> np.ndarray:
         """Class probabilities float32 (N, K) from :meth:`region_features` (see :func:`class_probabilities`)."""
         if len(feats) == 0:
             return np.zeros((0, len(classes)), np.float32)
-        logits = self.model.logits(feats, self.text_embeddings(classes)) / self.temperature
+        logits = self.model.logits(feats, self.text_embeddings(classes, templates)) / self.temperature
         return class_probabilities(logits, renormalise)
 
-    def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    def classify(
+        self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str], templates: Templates | None = None
+    ) -> np.ndarray:
         """Class probabilities of each proposal.
 
         Args:
             image: uint8 (H, W, 3) RGB.
             masks: bool (N, H, W), each non-empty.
             classes: K class names.
+            templates: this call's templates for the classifier weights; None: those it was trained with.
 
         Returns:
             float32 (N, K), rows summing to 1 (see the class docstring).
         """
-        return self.probs_from_features(self.region_features(image, masks), classes)
+        return self.probs_from_features(self.region_features(image, masks), classes, templates=templates)
 
 
 def build_strategy2(

@@ -1,5 +1,5 @@
 """A CLIP model of open_clip as a vision-language backend (:class:`ClipBackend`), and the text tower run only as
-far as the prompts need (:func:`encode_text_cut`). Loading by name: :mod:`zsseg.classify.backends.clip_load`.
+far as the prompts need (:func:`encode_text_cut`). Loading by name: :mod:`zsseg.models.clip.load`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zsseg.classify.backends.clip_mlp import fuse_mlps
+from zsseg.models.clip.mlp import fuse_mlps
 
 
 class ClipBackend:
@@ -23,8 +23,10 @@ class ClipBackend:
         device: device to run on; the model is moved there and put in eval mode.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the model's weights are cast
             to it and inputs follow; embeddings are returned in float32. In bf16 on a CPU the MLPs' activations
-            run fused into their first matmul (:mod:`zsseg.classify.backends.clip_mlp`).
+            run fused into their first matmul (:mod:`zsseg.models.clip.mlp`).
     """
+
+    family = "clip"
 
     def __init__(
         self,

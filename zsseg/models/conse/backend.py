@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zsseg.classify.backends.minilm import MiniLMTextEncoder
-from zsseg.classify.prompts import SINGLE_TEMPLATES, ensemble_class_embeddings
 from zsseg.errors import ZsSegError
 from zsseg.io import AtomicWriter
+from zsseg.models.conse.minilm import MiniLMTextEncoder
+from zsseg.prompts import SINGLE_TEMPLATES, ensemble_class_embeddings
 
 CONSE_VARIANTS: dict[str, tuple[str, int]] = {
     # variant -> (weights package, input size)
@@ -82,6 +82,7 @@ class ConseBackend(nn.Module):
 
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
+    family = "conse"
 
     def __init__(
         self,

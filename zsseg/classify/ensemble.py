@@ -30,9 +30,22 @@ import torch
 import torch.nn.functional as F
 
 from zsseg.classify.region import RegionClassifier
-from zsseg.train.strategy2 import Strategy2Classifier
+from zsseg.classify.strategy2 import Strategy2Classifier
+from zsseg.errors import ZsSegError
+from zsseg.prompts import Templates
 
 DEFAULT_LAMBDA = 0.8
+
+
+def check_lambda(lambda_: float) -> float:
+    """``lambda_`` if it is an ensemble exponent, in [0, 1] (the one check of it, for every caller).
+
+    Raises:
+        ZsSegError: outside [0, 1] or NaN.
+    """
+    if not 0.0 <= lambda_ <= 1.0:
+        raise ZsSegError(f"the ensemble lambda must be in [0, 1], got {lambda_}: pass e.g. --lambda 0.8")
+    return lambda_
 
 
 def normalise_name(name: str) -> str:
@@ -52,8 +65,7 @@ def ensemble_probs(p1: np.ndarray, p2: np.ndarray, seen_mask: np.ndarray | None,
     Returns:
         float32 (N, K), rows renormalised to sum to 1 (uniform where every product is 0).
     """
-    if not 0.0 <= lambda_ <= 1.0:
-        raise ValueError(f"lambda must be in [0, 1], got {lambda_}")
+    check_lambda(lambda_)
     p1 = np.asarray(p1, np.float64)
     p2 = np.asarray(p2, np.float64)
     if p1.shape != p2.shape:
@@ -111,8 +123,7 @@ class EnsembleClassifier(RegionClassifier):
             batch_size=strategy1.batch_size,
             logit_scale=strategy1.logit_scale,
         )
-        if not 0.0 <= lambda_ <= 1.0:
-            raise ValueError(f"lambda must be in [0, 1], got {lambda_}")
+        check_lambda(lambda_)
         self.template_name = strategy1.template_name
         self.regions = strategy1.regions  # what the JSON output reports; strategy 1 computes the features
         self.strategy1 = strategy1
@@ -121,9 +132,13 @@ class EnsembleClassifier(RegionClassifier):
         self.lambda_ = float(lambda_)
         self.renormalise = renormalise
 
-    def text_embeddings(self, classes: Sequence[str]) -> torch.Tensor:
+    def resolve_templates(self, templates: Templates | None) -> tuple[str, ...]:
+        """Strategy 1's templates for a call (strategy 2 keeps those it was trained with)."""
+        return self.strategy1.resolve_templates(templates)
+
+    def text_embeddings(self, classes: Sequence[str], templates: Templates | None = None) -> torch.Tensor:
         """Strategy 1's float32 (K, D) class embeddings."""
-        return self.strategy1.text_embeddings(classes)
+        return self.strategy1.text_embeddings(classes, templates)
 
     def region_embeddings(self, image: np.ndarray, masks: np.ndarray) -> torch.Tensor:
         """Strategy 1's float32 (N, D) region embeddings."""
@@ -142,28 +157,35 @@ class EnsembleClassifier(RegionClassifier):
         return s1.regions == "dense" and s2.features == "dense" and same_size
 
     @torch.no_grad()
-    def components(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
-        """float32 (N, K) probabilities ``p1`` (strategy 1), ``p2`` (strategy 2, its "no object" share left out
-        of each row unless ``renormalise``) and ``p`` (ensemble, rows summing to 1)."""
+    def components(
+        self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str], templates: Templates | None = None
+    ) -> dict[str, np.ndarray]:
+        """float32 (N, K) probabilities ``p1`` (strategy 1, with this call's ``templates``), ``p2`` (strategy 2,
+        its "no object" share left out of each row unless ``renormalise``) and ``p`` (ensemble, rows summing to
+        1)."""
         s1, s2 = self.strategy1, self.strategy2
         if self.shares_trunk and len(masks):
-            return self.from_features(s2.region_features(image, masks), classes)
-        p1 = s1.classify(image, masks, classes)
+            return self.from_features(s2.region_features(image, masks), classes, templates)
+        p1 = s1.classify(image, masks, classes, templates)
         p2 = s2.probs_from_features(s2.region_features(image, masks), classes, self.renormalise)
         p = ensemble_probs(p1, p2, seen_mask_for(classes, self.seen), self.lambda_)
         return {"p1": p1, "p2": p2, "p": p}
 
     @torch.no_grad()
-    def from_features(self, pooled: torch.Tensor, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    def from_features(
+        self, pooled: torch.Tensor, classes: Sequence[str], templates: Templates | None = None
+    ) -> dict[str, np.ndarray]:
         """:meth:`components` from strategy 2's region features (its :meth:`region_features`), when
         :attr:`shares_trunk`: strategy 1 embeds the same features with the frozen head."""
         s1, s2 = self.strategy1, self.strategy2
         embed = s2.dense.embed if s2.dense is not None else s2.tower.frozen_embed
-        p1 = probs_from_embeddings(embed(pooled), s1.text_embeddings(classes), s1.logit_scale)
+        p1 = probs_from_embeddings(embed(pooled), s1.text_embeddings(classes, templates), s1.logit_scale)
         p2 = s2.probs_from_features(pooled, classes, self.renormalise)
         p = ensemble_probs(p1, p2, seen_mask_for(classes, self.seen), self.lambda_)
         return {"p1": p1, "p2": p2, "p": p}
 
-    def classify(self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    def classify(
+        self, image: np.ndarray, masks: np.ndarray, classes: Sequence[str], templates: Templates | None = None
+    ) -> np.ndarray:
         """Ensembled class probabilities: uint8 (H, W, 3) image, bool (N, H, W) masks -> float32 (N, K)."""
-        return self.components(image, masks, classes)["p"]
+        return self.components(image, masks, classes, templates)["p"]
