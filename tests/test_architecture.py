@@ -132,3 +132,16 @@ def test_only_a_family_asks_whether_a_backend_is_its_own() -> None:
                 f"{path.relative_to(PACKAGE)}: {n}" for n in names if re.search(rf"isinstance\([^)]*\b{n}\b", text)
             ]
     assert not found, "isinstance on a model family outside its folder:\n" + "\n".join(found)
+
+
+def test_training_functions_stay_short() -> None:
+    """``zsseg/train`` keeps functions short (complexity is ruff's C901, at 12, for the whole package)."""
+    long = []
+    for path in (PACKAGE / "train").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                lines = (body[-1].end_lineno or 0) - body[0].lineno + 1 if body else 0
+                if lines > 60:
+                    long.append(f"train/{path.name}: {node.name} has {lines} lines of code")
+    assert not long, "\n".join(long)

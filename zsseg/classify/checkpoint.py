@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import torch
 
@@ -35,12 +35,44 @@ FORMAT = "zsseg-train/1"
 WHATS: tuple[str, ...] = ("strategy2", "prompts")
 
 
+#: Where self-training's pseudo labels came from: the previous round's checkpoint, the knobs, the regions per class.
+PseudoRecord = TypedDict(
+    "PseudoRecord", {"from": str, "threshold": float, "fraction": float, "regions": dict[str, int]}
+)  # (the functional form: ``from`` and ``lambda`` are keywords)
+
+_Meta = TypedDict(
+    "_Meta",
+    {
+        "format": str,
+        "what": str,
+        "backend": str,
+        "vocabulary": list[str],
+        "seen": list[str] | None,
+        "dataset": str,
+        "split": str,
+        "lambda": float,
+        "options": dict[str, Any],
+        "epoch": int,
+        "history": list[dict[str, float]],
+        "best_epoch": int,
+        "temperature": float,
+    },
+)
+
+
+class CheckpointMeta(_Meta, total=False):
+    """A checkpoint's metadata; the module docstring says what each key holds. ``pseudo`` only after
+    self-training."""
+
+    pseudo: PseudoRecord
+
+
 def json_path(path: Path) -> Path:
     """``x.safetensors`` -> ``x.json``."""
     return Path(path).with_suffix(".json")
 
 
-def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Tensors and metadata of a checkpoint (``tensors=False``: the metadata only, no tensor is read).
 
     Raises:
@@ -59,10 +91,10 @@ def read_checkpoint(path: str | Path, tensors: bool = True) -> tuple[dict[str, t
         raise ZsSegError(f"cannot read checkpoint {path} ({exc}): retrain it with zsseg train") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("what") not in WHATS:
         raise ZsSegError(f"{path} is not a zsseg train checkpoint: pass a file written by zsseg train --out")
-    return loaded, meta
+    return loaded, cast(CheckpointMeta, meta)
 
 
-def _check(meta: dict[str, Any], path: Path, backend: VisionLanguageBackend, what: str) -> None:
+def _check(meta: CheckpointMeta, path: Path, backend: VisionLanguageBackend, what: str) -> None:
     if meta["what"] != what:
         flag = "--prompts" if meta["what"] == "prompts" else "--classifier"
         raise ZsSegError(f"{path} holds a {meta['what']} checkpoint, not {what}: pass it as {flag}")
@@ -83,7 +115,7 @@ def model_for(model: str, *checkpoints: str | Path | None) -> str:
 
 def load_strategy2(
     path: str | Path, backend: VisionLanguageBackend, batch_size: int = 32
-) -> tuple[Strategy2Classifier, dict[str, Any]]:
+) -> tuple[Strategy2Classifier, CheckpointMeta]:
     """A :class:`~zsseg.classify.strategy2.Strategy2Classifier` and the checkpoint's metadata."""
     tensors, meta = read_checkpoint(path)
     _check(meta, Path(path), backend, "strategy2")
@@ -136,7 +168,7 @@ def load_classifier_checkpoint(
     return EnsembleClassifier(strategy1, s2, ensemble_seen(meta), lam)
 
 
-def ensemble_seen(meta: dict[str, Any]) -> list[str] | None:
+def ensemble_seen(meta: CheckpointMeta) -> list[str] | None:
     """The classes the ensemble weighs as seen: the checkpoint's ``seen`` plus, after self-training, the
     classes that got pseudo-labelled regions.
 
@@ -147,7 +179,8 @@ def ensemble_seen(meta: dict[str, Any]) -> list[str] | None:
     seen = meta.get("seen")
     if seen is None:
         return None
-    pseudo = [name for name, n in (meta.get("pseudo") or {}).get("regions", {}).items() if n > 0]
+    record = meta.get("pseudo")
+    pseudo = [name for name, n in record["regions"].items() if n > 0] if record else []
     return [*seen, *(name for name in pseudo if name not in seen)]
 
 

@@ -35,7 +35,7 @@ REGIONS = ("crops", "dense", "hybrid", "auto")
 
 def resolve_regions(regions: str, backend: VisionLanguageBackend) -> str:
     """The mode ``regions`` stands for with ``backend``: ``auto`` is its family's choice (``dense`` for ConSE,
-    ``hybrid`` for CLIP towers with a dense pass, :meth:`~zsseg.models.base.ModelFamily.default_regions`), and
+    ``hybrid`` for CLIP towers with a dense pass, :meth:`~zsseg.models.family.ModelFamily.default_regions`), and
     ``crops`` for a backend without one."""
     if regions not in REGIONS:
         raise ZsSegError(f"unknown regions mode {regions!r}: use one of {', '.join(REGIONS)}")

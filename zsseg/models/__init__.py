@@ -10,7 +10,7 @@ family     model strings
 =========  =====================================================================================
 
 ``auto`` is CLIP ``ViT-B-16/openai`` where its weights are cached and ConSE otherwise. A family is one folder
-with a ``FAMILY`` object (:class:`~zsseg.models.base.ModelFamily`); a new one is one folder and one row of
+with a ``FAMILY`` object (:class:`~zsseg.models.family.ModelFamily`); a new one is one folder and one row of
 :data:`FAMILIES`. This module is the only place that dispatches on a backend's family.
 """
 
@@ -21,7 +21,8 @@ from collections.abc import Callable
 import torch
 
 from zsseg.errors import ZsSegError
-from zsseg.models.base import ModelFamily, ModelInfo, VisionLanguageBackend
+from zsseg.models.base import ModelInfo, VisionLanguageBackend
+from zsseg.models.family import ModelFamily
 from zsseg.models.pooling import DEFAULT_DENSE_SIZE, DenseRegionEncoder
 from zsseg.models.prompt_learner import PromptLearner
 from zsseg.models.towers import GenericTower, ImageTower
@@ -77,7 +78,7 @@ def load_backend(
     model: str = "auto", device: str | torch.device = "cpu", precision: str = "fp32"
 ) -> VisionLanguageBackend:
     """The backend named by ``model`` (see :data:`MODEL_HELP`) on ``device``, in what ``precision`` means for its
-    family (:meth:`~zsseg.models.base.ModelFamily.dtype`); its ``name`` says which model ``auto`` chose."""
+    family (:meth:`~zsseg.models.family.ModelFamily.dtype`); its ``name`` says which model ``auto`` chose."""
     family, spec = split_model(resolve_model(model))
     device = torch.device(device)
     return family.load(spec, device, family.dtype(precision, device))

@@ -7,6 +7,7 @@ their checkpoints, and the ``zsseg train`` command. What they train runs at infe
 >>> classifier = zsseg.classify.build_classifier(backend, classifier="voc15.safetensors")  # the ensemble
 """
 
-from zsseg.train.trainer import TrainConfig, TrainingInterrupted, TrainSummary, train
+from zsseg.train.config import TrainConfig, TrainingInterrupted, TrainSummary
+from zsseg.train.trainer import train
 
 __all__ = ["TrainConfig", "TrainSummary", "TrainingInterrupted", "train"]

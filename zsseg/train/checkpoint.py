@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from zsseg.classify.checkpoint import json_path
+from zsseg.classify.checkpoint import CheckpointMeta, json_path
 from zsseg.io import AtomicWriter, signals_deferred
 
 
@@ -28,7 +27,7 @@ def sigint_deferred() -> AbstractContextManager[None]:
 
 
 def save_checkpoint(
-    path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], optimizer: torch.optim.Optimizer | None
+    path: Path, tensors: dict[str, torch.Tensor], meta: CheckpointMeta, optimizer: torch.optim.Optimizer | None
 ) -> None:
     """Write the optimizer state, the tensors (with ``meta``) and the JSON, all together or none, Ctrl-C deferred."""
     from safetensors.torch import save_file

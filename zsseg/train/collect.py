@@ -4,7 +4,6 @@ crops) and soft targets, cached on disk under a key of everything they depend on
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,10 +11,8 @@ from zsseg.data.dataset import SegDataset
 from zsseg.models.towers import ImageTower
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import RegionBank, pool_bank
+from zsseg.train.config import TrainConfig
 from zsseg.train.regions import encode_regions, features_cache_path, iter_regions, load_or_encode
-
-if TYPE_CHECKING:
-    from zsseg.train.trainer import TrainConfig
 
 CACHE_VERSION = 2
 

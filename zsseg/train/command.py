@@ -12,21 +12,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zsseg.train.config import TrainConfig
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``train`` sub-command to ``zsseg``'s sub-parsers."""
-    from zsseg.classify.ensemble import DEFAULT_LAMBDA
-    from zsseg.data import DATASET_NAMES
-    from zsseg.models import MODEL_HELP
-    from zsseg.models.towers import TRAIN_MODES
-    from zsseg.prompts import TEMPLATE_SETS
-    from zsseg.proposals import PROPOSER_NAMES
-    from zsseg.train.bank import TARGET_MODES
-    from zsseg.train.regions import REGION_MODES
-    from zsseg.train.self_training import DEFAULT_FRACTION, DEFAULT_THRESHOLD
-    from zsseg.train.trainer import DEFAULTS, FEATURE_MODES
+    """Add the ``train`` sub-command to ``zsseg``'s sub-parsers; every default is :class:`TrainConfig`'s."""
+    from zsseg.train.config import TrainConfig
 
     p = subparsers.add_parser(
         "train",
@@ -34,6 +28,20 @@ def register(subparsers: Any) -> None:
         description="Train the strategy-2 region classifier or CoOp learned prompts on a dataset split. "
         "Writes OUT (.safetensors) and OUT's .json after every epoch; Ctrl-C keeps the last completed epoch.",
     )
+    d = TrainConfig()  # the one place the defaults live
+    _run_flags(p)
+    _optimisation_flags(p, d)
+    _region_flags(p, d)
+    _self_training_flags(p)
+    p.set_defaults(run=run)
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """What to train on, what with, and where to."""
+    from zsseg.data import DATASET_NAMES
+    from zsseg.models import MODEL_HELP
+    from zsseg.validate import path_arg
+
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES, help="dataset name, e.g. voc20")
     p.add_argument("--root", required=True, type=Path, help="folder holding the dataset's top folder")
     p.add_argument("--split", default="train", help="split to train on (default: train)")
@@ -45,11 +53,17 @@ def register(subparsers: Any) -> None:
         help="what to train; self-training = strategy 2, then --rounds of pseudo-labelling the unseen classes",
     )
     p.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    from zsseg.validate import path_arg
-
     p.add_argument("--out", required=True, type=path_arg, help="checkpoint file to write, NAME.safetensors")
     p.add_argument("--resume", action="store_true", help="continue training OUT up to --epochs")
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+
+
+def _optimisation_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """AdamW, the trained part, the ensemble's lambda, the prompts."""
+    from zsseg.models.towers import TRAIN_MODES
+    from zsseg.prompts import TEMPLATE_SETS
+    from zsseg.train.config import DEFAULTS
+
     s2, pr = DEFAULTS["strategy2"], DEFAULTS["prompts"]
     p.add_argument("--epochs", type=int, default=None, help=f"epochs (default: {s2[0]} strategy2, {pr[0]} prompts)")
     p.add_argument("--lr", type=float, default=None, help=f"AdamW learning rate (default: {s2[1]:g} / {pr[1]:g})")
@@ -57,29 +71,46 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--weight-decay", type=float, default=None, help=f"AdamW weight decay (default: {s2[3]:g} / {pr[3]:g})"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling (default: 0)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of initialisation and shuffling ({d.seed})")
     p.add_argument(
         "--train",
-        default="projection",
+        default=d.train,
         choices=TRAIN_MODES,
-        help="strategy 2: train the projection, the last blocks + projection, or all (default: projection)",
+        help=f"strategy 2: train the projection, the last blocks + projection, or all (default: {d.train})",
     )
-    p.add_argument("--last-blocks", type=int, default=1, help="blocks trained by --train last (default: 1)")
-    p.add_argument("--backbone-lr-mult", type=float, default=0.1, help="lr factor of pretrained weights (default 0.1)")
+    p.add_argument("--last-blocks", type=int, default=d.last_blocks, help=f"--train last's blocks ({d.last_blocks})")
+    p.add_argument(
+        "--backbone-lr-mult",
+        type=float,
+        default=d.backbone_lr_mult,
+        help=f"lr factor of pretrained weights (default: {d.backbone_lr_mult})",
+    )
     p.add_argument(
         "--lambda",
         dest="lambda_",
         metavar="LAMBDA",
         type=float,
-        default=DEFAULT_LAMBDA,
-        help=f"ensemble exponent stored in the checkpoint (default: {DEFAULT_LAMBDA})",
+        default=d.lambda_,
+        help=f"ensemble exponent stored in the checkpoint (default: {d.lambda_})",
     )
-    p.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="strategy 2's class prompts (vild)")
-    p.add_argument("--n-ctx", type=int, default=16, help="prompts: number of learned context vectors (default: 16)")
+    p.add_argument(
+        "--templates", default=d.templates, choices=TEMPLATE_SETS, help=f"strategy 2's class prompts ({d.templates})"
+    )
+    p.add_argument("--n-ctx", type=int, default=d.n_ctx, help=f"prompts: learned context vectors ({d.n_ctx})")
     p.add_argument("--logit-scale", type=float, default=None, help="inverse temperature (default: the backend's)")
+
+
+def _region_flags(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """Which regions are trained on, their features and targets, early stopping and calibration."""
+    from zsseg.proposals import PROPOSER_NAMES
+    from zsseg.train.bank import TARGET_MODES
+    from zsseg.train.config import FEATURE_MODES
+    from zsseg.train.regions import REGION_MODES
+
     p.add_argument("--no-flip", action="store_true", help="do not also train on mirrored crops")
-    p.add_argument("--regions", default="both", choices=REGION_MODES, help="ground-truth regions (default: both)")
-    p.add_argument("--min-area", type=float, default=0.002, help="smallest region, fraction of the image (0.002)")
+    r = d.regions
+    p.add_argument("--regions", default=r.regions, choices=REGION_MODES, help=f"ground-truth regions ({r.regions})")
+    p.add_argument("--min-area", type=float, default=r.min_area, help=f"smallest region, share of image ({r.min_area})")
     p.add_argument(
         "--proposals",
         default="auto",
@@ -88,16 +119,27 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--features",
-        default="auto",
+        default=d.features,
         choices=FEATURE_MODES,
         help="region features: dense (pooled from one pass, as --regions dense), crops, or auto (default)",
     )
     p.add_argument("--dense-size", type=int, default=None, help="long side of the dense pass (default: 448)")
-    p.add_argument("--targets", default="composition", choices=TARGET_MODES, help="proposals' soft targets")
-    p.add_argument("--holdout", type=float, default=0.15, help="images held out for early stopping (0.15)")
-    p.add_argument("--patience", type=int, default=5, help="epochs without held-out progress before stopping (5)")
+    p.add_argument("--targets", default=d.targets, choices=TARGET_MODES, help=f"proposals' soft targets ({d.targets})")
+    p.add_argument("--holdout", type=float, default=d.holdout, help=f"images held out for early stopping ({d.holdout})")
+    p.add_argument("--patience", type=int, default=d.patience, help=f"epochs without held-out progress ({d.patience})")
     p.add_argument("--no-calibrate", action="store_true", help="do not fit strategy 2's temperature")
-    p.add_argument("--no-object-weight", type=float, default=1.0, help="loss weight of 'no object' (default: 1)")
+    p.add_argument(
+        "--no-object-weight",
+        type=float,
+        default=d.no_object_weight,
+        help=f"loss weight of 'no object' (default: {d.no_object_weight:g})",
+    )
+
+
+def _self_training_flags(p: argparse.ArgumentParser) -> None:
+    """Self-training's rounds and pseudo-labels, and the run's size and cache."""
+    from zsseg.train.self_training import DEFAULT_FRACTION, DEFAULT_THRESHOLD
+
     p.add_argument("--rounds", type=int, default=1, help="self-training: pseudo-labelling rounds (default: 1)")
     p.add_argument(
         "--pseudo-fraction",
@@ -113,7 +155,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--no-cache", action="store_true", help="do not cache encoded regions on disk")
-    p.set_defaults(run=run)
 
 
 def default_device() -> str:
@@ -123,26 +164,36 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~zsseg.train.config.TrainConfig` of parsed ``zsseg train`` flags: each field from the flag of
+    its name (``--no-flip``, ``--no-calibrate`` and ``--regions``/``--min-area`` where the names differ)."""
+    from dataclasses import fields
+
+    from zsseg.train.config import TrainConfig
+    from zsseg.train.regions import RegionOptions
+
+    special = {"what", "flip", "calibrate", "regions"}
+    same = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in special and f.name in args}
+    return TrainConfig(
+        what="strategy2" if args.what == "self-training" else args.what,
+        flip=not args.no_flip,
+        calibrate=not args.no_calibrate,
+        regions=RegionOptions(regions=args.regions, min_area=args.min_area),
+        **same,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``zsseg train``; returns the exit status (130 after Ctrl-C, with the checkpoint intact)."""
     from zsseg.data import load_dataset
     from zsseg.errors import ZsSegError
     from zsseg.models import load_backend
     from zsseg.proposals import build_proposer
-    from zsseg.train.regions import RegionOptions
+    from zsseg.train.config import TrainingInterrupted
     from zsseg.train.self_training import self_train
-    from zsseg.train.trainer import TrainConfig, TrainingInterrupted, check_out, train
+    from zsseg.train.trainer import check_out, train
 
-    what: Any = "strategy2" if args.what == "self-training" else args.what
-    config = TrainConfig(
-        what=what, train=args.train, last_blocks=args.last_blocks, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, weight_decay=args.weight_decay, backbone_lr_mult=args.backbone_lr_mult,
-        seed=args.seed, lambda_=args.lambda_, templates=args.templates, n_ctx=args.n_ctx,
-        logit_scale=args.logit_scale, flip=not args.no_flip,
-        regions=RegionOptions(regions=args.regions, min_area=args.min_area), features=args.features,
-        dense_size=args.dense_size, targets=args.targets, holdout=args.holdout, patience=args.patience,
-        calibrate=not args.no_calibrate, no_object_weight=args.no_object_weight,
-    )  # fmt: skip
+    config = config_from_args(args)
     if args.what == "self-training" and not args.seen_only:
         raise ZsSegError("self-training pseudo-labels the unseen classes: add --seen-only")
     if not (args.what == "self-training" and args.resume):  # (self-training resumes from its round files)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 
 class EpochConfig(Protocol):
-    """What :func:`run_epoch` reads of a :class:`~zsseg.train.trainer.TrainConfig`."""
+    """What :func:`run_epoch` reads of a :class:`~zsseg.train.config.TrainConfig`."""
 
     @property
     def epochs(self) -> int | None: ...

@@ -33,14 +33,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsseg.classify.checkpoint import json_path, read_checkpoint
+from zsseg.classify.checkpoint import PseudoRecord, json_path, read_checkpoint
 from zsseg.data.dataset import SegDataset
 from zsseg.errors import ZsSegError
 from zsseg.models.base import VisionLanguageBackend
 from zsseg.proposals.base import MaskProposer
 from zsseg.train.bank import PROPOSAL, RegionBank
 from zsseg.train.checkpoint import optim_path
-from zsseg.train.trainer import TrainConfig, TrainSummary, check_out, train
+from zsseg.train.config import TrainConfig, TrainSummary
+from zsseg.train.trainer import check_out, train
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_FRACTION = 0.1
@@ -80,6 +81,12 @@ class PseudoLabeller:
     def names(self) -> list[str]:
         """The classes added to the vocabulary."""
         return list(self.unseen)
+
+    @property
+    def record(self) -> PseudoRecord:
+        """The checkpoint metadata's ``pseudo`` entry: the source checkpoint, the knobs, the counts per class."""
+        return {"from": str(self.checkpoint), "threshold": self.threshold, "fraction": self.fraction,
+                "regions": self.counts}  # fmt: skip
 
     @torch.no_grad()
     def probabilities(self, features: torch.Tensor, classes: Sequence[str]) -> np.ndarray:
@@ -133,6 +140,17 @@ def _finished(path: Path, epochs: int, patience: int | None) -> bool:
     return done >= epochs or (patience is not None and best > 0 and done - best >= patience)
 
 
+def _check_out(out: Path, rounds: int, resume: bool) -> None:
+    """Raise ZsSegError unless ``out`` and its round checkpoints can be started (none exists) or resumed."""
+    started = [p for p in (out, *(round_path(out, r) for r in range(rounds + 1))) if p.exists()]
+    if resume and not started:
+        raise ZsSegError(f"--resume: neither {out} nor its round checkpoints exist; drop --resume to start")
+    if not resume:
+        check_out(out, resume=False)
+        if started:
+            raise ZsSegError(f"{started[0]} exists: pass --resume to continue self-training, or choose another --out")
+
+
 def self_train(
     backend: VisionLanguageBackend,
     dataset: SegDataset,
@@ -157,13 +175,7 @@ def self_train(
             not dense, bad ``rounds`` / ``threshold``, or an ``out`` that exists without ``resume``.
     """
     out = Path(out).expanduser()
-    started = [p for p in (out, *(round_path(out, r) for r in range(rounds + 1))) if p.exists()]
-    if resume and not started:
-        raise ZsSegError(f"--resume: neither {out} nor its round checkpoints exist; drop --resume to start")
-    if not resume:
-        check_out(out, resume=False)
-        if started:
-            raise ZsSegError(f"{started[0]} exists: pass --resume to continue self-training, or choose another --out")
+    _check_out(out, rounds, resume)
     info = dataset.info
     if not info.unseen:
         raise ZsSegError(
