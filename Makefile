@@ -29,4 +29,5 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check zsseg tests benchmarks
+	$(VENV)/bin/ruff format --check zsseg tests benchmarks
 	$(VENV)/bin/mypy zsseg

@@ -31,8 +31,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zsseg.cli_options import add_device_flags, add_model_flags, add_proposer_flags, add_speed_flags
-    from zsseg.pipeline import DEFAULT_MAX_WORKING_PIXELS
+    from zsseg.cli_options import add_device_flags, add_model_flags, add_proposer_flags, add_speed_flags, load_default
 
     parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "--background-threshold",
         type=float,
-        default=0.5,
+        default=load_default("background_threshold"),
         help='with a "background" class: pixels whose best other class has confidence below this are background',
     )
     seg.add_argument(
         "--max-working-pixels",
         type=int,
-        default=DEFAULT_MAX_WORKING_PIXELS,
+        default=load_default("max_working_pixels"),
         help="larger images are segmented at this many pixels, label map saved at full size (default: 2048 x 2048)",
     )
     add_model_flags(seg)
@@ -68,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_flags(prop)
     add_speed_flags(prop, regions=False)
     add_proposer_flags(prop)
+
+    models = sub.add_parser("models", help="list the vision-language models and proposal generators one can name")
+    models.add_argument("--all", action="store_true", help="also list models whose weights are not on this machine")
 
     from zsseg.batch.command import register as register_batch
     from zsseg.eval.command import register as register_eval
@@ -184,10 +186,28 @@ def run_proposals(args: argparse.Namespace) -> int:
     return _for_each_image(paths, work)
 
 
+def run_models(args: argparse.Namespace) -> int:
+    """``zsseg models``: one line per model (name, family, whether it loads here), then the proposal generators."""
+    from zsseg.models import available_models
+
+    rows = [m for m in available_models() if args.all or m.available]
+    width = max(len(m.name) for m in rows)
+    for m in rows:
+        print(f"{m.name:<{width}}  {m.family:<6} {'here' if m.available else 'download first'}")
+    if not args.all:
+        print("(zsseg models --all also lists the models to download first)")
+    print(f"proposal generators (--proposals): {', '.join(PROPOSER_NAMES)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runners: dict[str, Callable[[argparse.Namespace], int]] = {"segment": run_segment, "proposals": run_proposals}
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {
+        "segment": run_segment,
+        "proposals": run_proposals,
+        "models": run_models,
+    }
     runner = runners.get(args.command) or args.run
     from zsseg.io import sigterm_as_interrupt
     from zsseg.malloc import tune_malloc

@@ -19,6 +19,30 @@ GLOBAL_KNOBS = ("precision",)
 """Generator knobs that are not per-generator flags: ``--precision`` covers the VLM and the proposals."""
 
 
+def load_default(name: str) -> Any:
+    """The default of :func:`zsseg.load`'s argument ``name``: every flag that stands for one of its arguments
+    takes its default from here, so the command line, the API and the batch stamp cannot disagree."""
+    from zsseg.pipeline import load
+
+    return inspect.signature(load).parameters[name].default
+
+
+#: :func:`zsseg.load`'s arguments that :func:`add_model_flags` makes flags of, and each flag's ``dest``
+LOAD_FLAGS: dict[str, str] = {
+    "model": "model",
+    "proposals": "proposals",
+    "device": "device",
+    "templates": "templates",
+    "batch_size": "batch_size",
+    "regions": "regions",
+    "precision": "precision",
+    "dense_size": "dense_size",
+    "classifier_checkpoint": "classifier",
+    "prompts_checkpoint": "prompts",
+    "ensemble_lambda": "ensemble_lambda",
+}
+
+
 def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> None:
     """``--precision`` (and, for commands that classify, ``--regions`` and ``--dense-size``)."""
     from zsseg.classify.region import REGIONS
@@ -26,7 +50,7 @@ def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> No
 
     parser.add_argument(
         "--precision",
-        default="auto",
+        default=load_default("precision"),
         choices=PRECISIONS,
         help="network precision: auto = fp16 on CUDA, bf16 for CLIP on CPUs with AMX/AVX512-BF16 (ConSE stays "
         "fp32, MobileSAM runs mixed: its encoder's first three stages fp32), else fp32 (default: auto)",
@@ -35,14 +59,17 @@ def add_speed_flags(parser: argparse.ArgumentParser, regions: bool = True) -> No
         return
     parser.add_argument(
         "--regions",
-        default="auto",
+        default=load_default("regions"),
         choices=REGIONS,
         help="region features: crops (the paper's masked crops), dense (one encoder pass per image), hybrid "
         "(dense + crops for the most ambiguous quarter, fused), auto = dense for ConSE, hybrid for CLIP, "
         "crops for models without a dense pass (default: auto)",
     )
     parser.add_argument(
-        "--dense-size", type=int, default=None, help="long side of the image in the dense pass (default: 448)"
+        "--dense-size",
+        type=int,
+        default=load_default("dense_size"),
+        help="long side of the image in the dense pass (default: 448)",
     )
 
 
@@ -122,7 +149,9 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--checkpoint`` (SAM weights): every command that runs a network."""
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--device", default=load_default("device"), help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.add_argument("--checkpoint", default=None, help="weights file for sam:vit_b/vit_l/vit_h proposals")
 
 
@@ -132,11 +161,13 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     from zsseg.models import MODEL_HELP
     from zsseg.prompts import TEMPLATE_SETS
 
-    parser.add_argument("--model", default="auto", help=f"vision-language backend: {MODEL_HELP} (default: auto)")
-    proposals_help = f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: auto)"
-    parser.add_argument("--proposals", default="auto", help=proposals_help)
-    parser.add_argument("--templates", default="vild", choices=TEMPLATE_SETS, help="prompt templates (default: vild)")
-    parser.add_argument("--batch-size", type=int, default=32, help="crops per image-encoder pass (default: 32)")
+    d = load_default
+    parser.add_argument("--model", default=d("model"), help=f"vision-language backend: {MODEL_HELP} (default: auto)")
+    proposals_help = f"mask proposals: {', '.join(PROPOSER_NAMES)} (default: {d('proposals')})"
+    parser.add_argument("--proposals", default=d("proposals"), help=proposals_help)
+    templates, batch = d("templates"), d("batch_size")
+    parser.add_argument("--templates", default=templates, choices=TEMPLATE_SETS, help=f"prompt templates ({templates})")
+    parser.add_argument("--batch-size", type=int, default=batch, help=f"crops per image-encoder pass ({batch})")
     add_device_flags(parser)
     add_speed_flags(parser)
     add_classifier_flags(parser)
@@ -145,18 +176,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`zsseg.load` keyword arguments that :func:`add_model_flags`' flags describe."""
-    return {
-        "model": args.model,
-        "proposals": args.proposals,
-        "device": args.device,
-        "templates": args.templates,
-        "batch_size": args.batch_size,
-        "regions": args.regions,
-        "precision": args.precision,
-        "dense_size": args.dense_size,
-        "proposal_options": collect_proposer_options(args),
-        **classifier_options(args),
-    }
+    options = {name: getattr(args, dest, load_default(name)) for name, dest in LOAD_FLAGS.items()}
+    return options | {"proposal_options": collect_proposer_options(args)}
 
 
 def add_classifier_flags(p: argparse.ArgumentParser) -> None:

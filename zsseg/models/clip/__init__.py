@@ -73,10 +73,18 @@ class ClipFamily:
         return ClipPromptLearner(backend, n_ctx, suffix)
 
     def models(self) -> list[ModelInfo]:
+        """The paper's CLIP first, then every pretrained open_clip model (``open_clip.list_pretrained()``); a
+        model is available when its weights are in open_clip's caches (nothing is downloaded to find out)."""
+        import open_clip
+
         from zsseg.models.clip.load import DEFAULT_CLIP, cached_weights, download_hint
 
-        cached = cached_weights(DEFAULT_CLIP) is not None
-        return [ModelInfo(f"clip:{DEFAULT_CLIP}", self.name, cached, "" if cached else download_hint(DEFAULT_CLIP))]
+        specs = [DEFAULT_CLIP, *(f"{a}/{t}" for a, t in open_clip.list_pretrained() if f"{a}/{t}" != DEFAULT_CLIP)]
+        out = []
+        for spec in specs:
+            cached = cached_weights(spec) is not None
+            out.append(ModelInfo(f"clip:{spec}", self.name, cached, "" if cached else download_hint(spec)))
+        return out
 
 
 FAMILY = ClipFamily()
