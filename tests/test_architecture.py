@@ -145,3 +145,17 @@ def test_training_functions_stay_short() -> None:
                 if lines > 60:
                     long.append(f"train/{path.name}: {node.name} has {lines} lines of code")
     assert not long, "\n".join(long)
+
+
+def test_the_docs_name_every_room() -> None:
+    """README's layout section and docs/architecture.md name every room of the tree, and no room that is gone."""
+    rooms = {room(m) for m in modules()} - {"zsseg"}
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("\n## ")[0]
+    named = set(re.findall(r"`zsseg/(\w+)", layout))
+    assert rooms == named, f"README layout: missing {sorted(rooms - named)}, gone {sorted(named - rooms)}"
+    picture = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [r for r in sorted(rooms) if not re.search(rf"\b{r}\b", picture)]
+    assert not missing, f"docs/architecture.md does not name {missing}"
+    floors = {r for rooms_ in FLOORS for r in rooms_}
+    assert floors == rooms, f"FLOORS: missing {sorted(rooms - floors)}, gone {sorted(floors - rooms)}"
