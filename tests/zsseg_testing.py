@@ -7,13 +7,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from skimage.draw import disk, ellipse, polygon
 
+from zsseg.precision import cpu_has_fast_bfloat16
 from zsseg.proposals.base import Proposals
 
 REPO = Path(__file__).resolve().parents[1]
+
+needs_native_bf16 = pytest.mark.skipif(
+    not cpu_has_fast_bfloat16(), reason="this CPU has no native bf16 (AVX512-BF16 or AMX)"
+)
+"""For tests that run bfloat16 kernels on a CPU that only exist where it multiplies bf16 natively (oneDNN's fused
+``mkldnn._linear_pointwise`` fails on AVX2-only CPUs). Decided when this module is imported, from
+:func:`zsseg.precision.cpu_has_fast_bfloat16` itself, so a test that monkeypatches that check to reach the bf16
+code path does not change it."""
 
 
 def shared_data() -> Path | None:

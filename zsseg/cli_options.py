@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zsseg.proposals import PROPOSER_NAMES, proposer_options
+from zsseg.proposals import PROPOSER_NAMES, flag_proposers, proposer_class, proposer_options
 
 if TYPE_CHECKING:
     from zsseg.pipeline import Segmenter
@@ -114,15 +114,11 @@ def add_proposer_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     owners: dict[str, list[str]] = {}
     params: dict[str, inspect.Parameter] = {}
     docs: dict[str, str] = {}
-    for name in PROPOSER_NAMES:
-        if name in ("auto", "sam:vit_l", "sam:vit_h"):
-            continue
+    for name in flag_proposers():
         try:
             opts = proposer_options(name)
         except ImportError:
             continue
-        from zsseg.proposals import proposer_class
-
         cls = proposer_class(name)
         hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
         for key, p in opts.items():

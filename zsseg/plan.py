@@ -18,7 +18,7 @@ from zsseg.classify.region import resolve_regions
 from zsseg.models.base import VisionLanguageBackend
 from zsseg.models.pooling import DEFAULT_DENSE_SIZE
 from zsseg.precision import dtype_name
-from zsseg.proposals import fast_path_options, proposer_options, resolve_name
+from zsseg.proposals import fast_path_options, proposer_options, resolve_name, resolve_sam_precision
 
 RUNTIMES = ("torch",)
 """Where the networks run; ``torch`` only, for now."""
@@ -82,7 +82,7 @@ def make_plan(
     if mode != "crops":  # the crop path is the paper's reference: its proposals stay as they were
         options = fast_path_options(name) | options
     if "precision" in proposer_options(name):
-        options["precision"] = _proposer_precision(options.get("precision", precision), device, options)
+        options["precision"] = _proposer_precision(options.get("precision", precision), device, options, name)
     dtype = getattr(backend, "dtype", torch.float32)
     return Plan(
         device=str(torch.device(device)),
@@ -95,6 +95,10 @@ def make_plan(
     )
 
 
-def _proposer_precision(precision: str, device: str | torch.device, options: Mapping[str, Any]) -> str:
-    """A SAM-family generator's precision; passed on as given until the generator resolves its own."""
-    return precision
+def _proposer_precision(precision: str, device: str | torch.device, options: Mapping[str, Any], name: str) -> str:
+    """Generator ``name``'s precision, concrete: for the SAM family (the generators with a ``bf16_from_stage``
+    knob) ``fp32``, ``bf16``, ``fp16`` or ``mixed``, from the stage it is built with; others' as given."""
+    knobs = proposer_options(name)
+    if "bf16_from_stage" not in knobs:
+        return precision
+    return resolve_sam_precision(precision, device, options.get("bf16_from_stage", knobs["bf16_from_stage"].default))

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 from torch import nn
+from zsseg_testing import needs_native_bf16
 
-from zsseg.proposals.mobilesam_model import ConvGelu, LinearGelu, fuse_conv_gelu
-from zsseg.proposals.sam import fuse_conv_bn
+from zsseg.proposals.mobilesam_model import ConvGelu, LinearGelu, fuse_conv_bn, fuse_conv_gelu
 from zsseg.proposals.tinyvit import TinyViT
 
 
@@ -30,6 +30,17 @@ def test_conv_and_linear_gelu_match_the_plain_modules(mkldnn: bool, monkeypatch:
         out = LinearGelu(linear)(tokens)
         assert out.shape == (2, 5, 24)
         assert torch.allclose(out, nn.functional.gelu(linear(tokens)), atol=1e-5)
+
+
+@pytest.mark.parametrize("mkldnn", [pytest.param(True, marks=needs_native_bf16), False])
+def test_linear_gelu_in_bf16_matches_float32(mkldnn: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """oneDNN's fused bf16 linear + GELU (True) exists only on CPUs with native bf16; the fallback runs anywhere."""
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: mkldnn)
+    torch.manual_seed(0)
+    linear = nn.Linear(8, 24)
+    tokens = torch.randn(2, 5, 8)
+    with torch.inference_mode():
+        out = nn.functional.gelu(linear(tokens))
         bf16 = LinearGelu(copy.deepcopy(linear).bfloat16())(tokens.bfloat16())
         assert bf16.dtype == torch.bfloat16
         assert torch.allclose(bf16.float(), out, atol=0.05)

