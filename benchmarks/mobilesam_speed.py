@@ -6,7 +6,7 @@ image goes to the reference, then to each configuration of ours, each generator 
 timings on a shared machine), after one untimed warm-up call. Images: ``skimage.data.astronaut()`` and the
 first ``--limit`` PASCAL VOC 2012 val images. The table gives seconds per image, speed ratios, proposals
 per image, peak RSS, and the oracle mIoU on VOC (each proposal labelled with its majority ground-truth
-class, see :mod:`zsseg.proposals.quality`; 21 classes with background, void ignored).
+class, see :mod:`zsseg.eval.proposal_quality`; 21 classes with background, void ignored).
 
     python benchmarks/mobilesam_speed.py --limit 16 --threads 1 [--voc PATH] [--variant LABEL:knob=v,...]
 
@@ -83,7 +83,7 @@ def worker(kind: str, knobs: dict[str, Any], voc: str, threads: int, conn: Conne
 
     from zsseg.eval import SemSegEvaluator
     from zsseg.proposals.base import Proposals
-    from zsseg.proposals.quality import oracle_label_map
+    from zsseg.eval.proposal_quality import oracle_label_map
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -1,7 +1,7 @@
 """Proposal quality per generator: oracle mIoU, segment recall at IoU 0.5, mean best IoU, speed, memory.
 
 Oracle mIoU is the paper's upper bound for proposals: each proposal takes the majority ground-truth class of
-its pixels and the pipeline's assembly builds the label map (:func:`zsseg.proposals.quality.oracle_label_map`).
+its pixels and the pipeline's assembly builds the label map (:func:`zsseg.eval.proposal_quality.oracle_label_map`).
 Recall and mean best IoU are over semantic ground-truth segments (one per class present in an image). Each
 generator runs in its own process so its peak RSS is its own.
 
@@ -26,7 +26,7 @@ def worker(generator: str, dataset: str, limit: int | None) -> dict[str, float]:
     from zsseg.data import load_dataset
     from zsseg.eval import SemSegEvaluator
     from zsseg.proposals import build_proposer
-    from zsseg.proposals.quality import oracle_label_map, segment_recall
+    from zsseg.eval.proposal_quality import oracle_label_map, segment_recall
 
     ds = load_dataset(dataset, DATA, "val")
     info = ds.info

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zsseg.proposals.base import Proposals
-from zsseg.proposals.quality import SegmentRecall, oracle_label_map, segment_recall
+from zsseg.eval.proposal_quality import SegmentRecall, oracle_label_map, segment_recall
 
 
 def _props(*masks: np.ndarray) -> Proposals:
