@@ -17,7 +17,7 @@ from zsseg.proposals import PROPOSER_NAMES
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    from zsseg.images import DEFAULT_MAX_PIXELS
+    from zsseg.io import DEFAULT_MAX_PIXELS
     from zsseg.validate import path_arg
 
     p.add_argument("paths", nargs="+", metavar="PATH", help="images or folders of images")

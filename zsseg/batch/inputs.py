@@ -9,9 +9,7 @@ never collide: where two inputs share a stem (``a/x.jpg`` and ``a/x.png``) both 
 from __future__ import annotations
 
 import csv
-import io
 import posixpath
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from zsseg.errors import ZsSegError
-from zsseg.io import IMAGE_SUFFIXES, collect_images, read_image
+from zsseg.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, collect_images, is_url, read_image, url_filesystem
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".parquet")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -33,41 +30,10 @@ class ImageItem:
     key: str
 
 
-def is_url(path: str) -> bool:
-    """True for ``s3://...``, ``gs://...``, ``file://...`` and other fsspec URLs."""
-    return bool(_URL.match(path))
-
-
-def _fsspec(url: str):  # type: ignore[no-untyped-def]
-    try:
-        import fsspec
-    except ImportError as exc:
-        raise ZsSegError(f"{url}: reading URLs needs fsspec: pip install fsspec (and the filesystem's driver)") from exc
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise ZsSegError(f"{url}: no fsspec driver for this URL ({exc}): install it, e.g. pip install s3fs") from exc
-    return fs, path
-
-
-def read_image_any(path: str) -> np.ndarray:
-    """Read a local path (with :func:`zsseg.io.read_image`) or an fsspec URL as uint8 (H, W, 3) RGB."""
-    if not is_url(path):
-        return read_image(path)
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    fs, inner = _fsspec(path)
-    try:
-        with fs.open(inner, "rb") as f:
-            data = f.read()
-    except FileNotFoundError as exc:
-        raise ZsSegError(f"{path}: no such file: check the path") from exc
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ZsSegError(f"{path}: cannot read image ({exc}): pass a valid JPEG/PNG/BMP/TIFF/WebP file") from exc
+def read_image_any(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A batch image (local path or fsspec URL) as uint8 (H, W, 3) RGB: :func:`zsseg.io.read_image`, the reader of
+    ``zsseg segment`` and ``zsseg serve``, pixel guard included."""
+    return read_image(path, max_pixels)
 
 
 def _is_image(name: str) -> bool:
@@ -79,7 +45,7 @@ def _list_folder(source: str) -> tuple[list[str], str]:
     if not is_url(source):
         root = Path(source).resolve()
         return [str(p.resolve()) for p in collect_images([root])], str(root)
-    fs, inner = _fsspec(source)
+    fs, inner = url_filesystem(source)
     protocol = source.split("://", 1)[0]
     found = sorted(p for p in fs.find(inner) if _is_image(p))
     if not found:
@@ -152,7 +118,7 @@ def list_inputs(source: str | Path) -> list[ImageItem]:
     """
     src = str(source)
     if is_url(src):
-        fs, inner = _fsspec(src)
+        fs, inner = url_filesystem(src)
         if fs.isdir(inner):
             paths, root = _list_folder(src)
         else:

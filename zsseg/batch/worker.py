@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from zsseg.errors import ZsSegError
-from zsseg.io import AtomicWriter
+from zsseg.io import AtomicWriter, read_image
 
 LABELS_DIR = "labels"
 OVERLAYS_DIR = "overlays"
@@ -72,8 +72,6 @@ class BatchSegmenter:
 
     def process(self, path: str, key: str) -> dict[str, Any]:
         """Segment one image and write its outputs; never raises for a bad image (returns a failed row)."""
-        from zsseg.batch.inputs import read_image_any
-
         label_file, overlay_file = output_files(key, self.spec.overlays)
         row: dict[str, Any] = {
             "path": path,
@@ -84,7 +82,7 @@ class BatchSegmenter:
         }
         t_start = time.perf_counter()
         try:
-            image = read_image_any(path)
+            image = read_image(path)  # the CLI's and serve's reader: local path or fsspec URL, pixel guard
             t_read = time.perf_counter()
             result = self.segmenter.segment(image, self.spec.classes)
             t_seg = time.perf_counter()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from zsseg.io import ImageError, ImageTooLarge, NotAnImage, read_image
 from zsseg.serve.errors import ApiError
 
 Scope = MutableMapping[str, Any]
@@ -84,14 +83,14 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
 
-# Reading an uploaded image. SWAP POINT: this is the only place that decodes client bytes; replace its body
-# with the shared reader from bytes in zsseg.io (every Pillow mode, max-pixels guard) when it lands, keeping
-# the mapping of its errors to HTTP statuses (too many pixels -> 413, not an image -> 415, corrupt -> 400).
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode an uploaded image file (any format Pillow reads) into uint8 (H, W, 3) RGB.
+    """Decode an uploaded image file with zsseg's one reader (:func:`zsseg.io.read_image`): the same pixels as
+    ``zsseg segment`` and ``zsseg batch`` give the same file (every Pillow mode, EXIF orientation, transparency
+    on white, 16-bit greys by their bit depth, the first frame of an animation).
 
-    The size is checked from the header, before the pixels are decoded. EXIF orientation is applied; of an
-    animated image the first frame is used.
+    The size is checked from the header, before the pixels are decoded. The reader's errors become statuses by
+    their type: :class:`~zsseg.io.ImageTooLarge` 413, :class:`~zsseg.io.NotAnImage` 415, any other
+    :class:`~zsseg.io.ImageError` (:class:`~zsseg.io.CorruptImage`) 400.
 
     Raises:
         ApiError: 400 empty or corrupt file, 413 more than ``max_pixels`` pixels, 415 not an image.
@@ -99,22 +98,18 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     if not data:
         raise ApiError(400, "the image file is empty: attach a JPEG/PNG/BMP/TIFF/WebP file as the image field")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ApiError(
-                    413,
-                    f"image too large ({w}x{h} = {w * h} pixels; the limit is {max_pixels}): downscale it, "
-                    "or start the server with a larger --max-pixels",
-                )
-            im.load()
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-            return np.asarray(rgb)
-    except Image.DecompressionBombError as exc:
-        raise ApiError(413, f"image too large ({exc}): downscale it, or start the server with --max-pixels") from exc
-    except UnidentifiedImageError as exc:
+        return read_image(data, max_pixels)
+    except ImageTooLarge as exc:
+        if exc.width is not None and exc.height is not None:
+            w, h = exc.width, exc.height
+            what = f"{w}x{h} = {w * h} pixels; the limit is {max_pixels}"
+        else:
+            what = exc.detail
+        fix = "downscale it, or start the server with a larger --max-pixels"
+        raise ApiError(413, f"image too large ({what}): {fix}") from exc
+    except NotAnImage as exc:
         raise ApiError(
-            415, "the upload is not an image Pillow can read: send a JPEG, PNG, BMP, TIFF or WebP file"
+            415, f"the upload is not an image zsseg can read ({exc.detail}): send a JPEG, PNG, BMP, TIFF or WebP file"
         ) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ApiError(400, f"the image file is corrupt or truncated ({exc}): send the complete file") from exc
+    except ImageError as exc:
+        raise ApiError(400, f"the image file is corrupt or truncated ({exc.detail}): send the complete file") from exc
