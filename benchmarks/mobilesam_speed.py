@@ -82,8 +82,8 @@ def worker(kind: str, knobs: dict[str, Any], voc: str, threads: int, conn: Conne
     from skimage import data
 
     from zsseg.eval import SemSegEvaluator
-    from zsseg.proposals.base import Proposals
     from zsseg.eval.proposal_quality import oracle_label_map
+    from zsseg.proposals.base import Proposals
 
     if threads > 0:
         torch.set_num_threads(threads)

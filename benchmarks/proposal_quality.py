@@ -25,8 +25,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def worker(generator: str, dataset: str, limit: int | None) -> dict[str, float]:
     from zsseg.data import load_dataset
     from zsseg.eval import SemSegEvaluator
-    from zsseg.proposals import build_proposer
     from zsseg.eval.proposal_quality import oracle_label_map, segment_recall
+    from zsseg.proposals import build_proposer
 
     ds = load_dataset(dataset, DATA, "val")
     info = ds.info

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsseg.proposals.base import Proposals
 from zsseg.eval.proposal_quality import SegmentRecall, oracle_label_map, segment_recall
+from zsseg.proposals.base import Proposals
 
 
 def _props(*masks: np.ndarray) -> Proposals:
