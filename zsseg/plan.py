@@ -3,11 +3,12 @@
 ``load()`` resolves the device, the model, each network's precision (MobileSAM's ``mixed`` included), the region
 mode, the dense pass's size and the proposal generator with its knobs into one frozen :class:`Plan`, then builds
 every component from the plan's concrete values: no component sees ``auto``. The plan is the segmenter's record of
-what it runs (``Segmenter.plan``), the same on every call, and what a batch stamps on its output folder.
+what it runs (``Segmenter.plan``), the same on every call.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -81,8 +82,9 @@ def make_plan(
     options = dict(proposal_options or {})
     if mode != "crops":  # the crop path is the paper's reference: its proposals stay as they were
         options = fast_path_options(name) | options
-    if "precision" in proposer_options(name):
-        options["precision"] = _proposer_precision(options.get("precision", precision), device, options, name)
+    knobs = proposer_options(name)
+    if "precision" in knobs:
+        options["precision"] = _proposer_precision(options.get("precision", precision), device, options, knobs)
     dtype = getattr(backend, "dtype", torch.float32)
     return Plan(
         device=str(torch.device(device)),
@@ -95,10 +97,12 @@ def make_plan(
     )
 
 
-def _proposer_precision(precision: str, device: str | torch.device, options: Mapping[str, Any], name: str) -> str:
-    """Generator ``name``'s precision, concrete: for the SAM family (the generators with a ``bf16_from_stage``
-    knob) ``fp32``, ``bf16``, ``fp16`` or ``mixed``, from the stage it is built with; others' as given."""
-    knobs = proposer_options(name)
+def _proposer_precision(
+    precision: str, device: str | torch.device, options: Mapping[str, Any], knobs: Mapping[str, inspect.Parameter]
+) -> str:
+    """A generator's precision, concrete (``knobs``: its :func:`~zsseg.proposals.proposer_options`): for the SAM
+    family (the generators with a ``bf16_from_stage`` knob) ``fp32``, ``bf16``, ``fp16`` or ``mixed``, from the
+    stage it is built with; others' as given."""
     if "bf16_from_stage" not in knobs:
         return precision
     return resolve_sam_precision(precision, device, options.get("bf16_from_stage", knobs["bf16_from_stage"].default))

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from batch_testing import NAMES, write_images
 
-from zsseg.batch.inputs import list_inputs, read_image_any
+from zsseg.batch.inputs import list_inputs
 from zsseg.errors import ZsSegError
+from zsseg.io import read_image
 
 
 @pytest.fixture
@@ -45,8 +46,8 @@ def test_fsspec_urls(folder: Path, tmp_path: Path) -> None:
     items = list_inputs(f"file://{folder}")
     assert sorted(it.key for it in items) == sorted(it.key for it in list_inputs(folder))
     assert all(it.path.startswith("file://") for it in items)
-    local = read_image_any(str(folder / "b/y.png"))
-    assert (read_image_any(f"file://{folder}/b/y.png") == local).all()
+    local = read_image(str(folder / "b/y.png"))
+    assert (read_image(f"file://{folder}/b/y.png") == local).all()
     (tmp_path / "urls.txt").write_text(f"file://{folder}/b/y.png\nfile://{folder}/a/x.jpg\n")
     assert [it.key for it in list_inputs(tmp_path / "urls.txt")] == ["b/y", "a/x"]
 

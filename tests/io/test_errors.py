@@ -90,16 +90,15 @@ def test_binary_file_objects_are_read_from_their_position_and_left_open(tmp_path
 
 def test_urls_get_the_same_reader_and_pixel_guard(tmp_path: Path) -> None:
     fsspec = pytest.importorskip("fsspec")
-    from zsseg.batch.inputs import read_image_any
 
     data = png((11, 10), "P")
     fsspec.filesystem("memory").pipe("/errors-test/p.png", data)
     url = "memory://errors-test/p.png"
     assert np.array_equal(read_image(url), read_image(data))
     with pytest.raises(ImageTooLarge, match="memory://errors-test/p.png: 11 x 10"):
-        read_image_any(url, max_pixels=100)  # batch URLs had no pixel guard
+        read_image(url, max_pixels=100)  # batch URLs had no pixel guard
     with pytest.raises(ImageError, match="no such file") as info:
-        read_image_any("memory://errors-test/missing.png")
+        read_image("memory://errors-test/missing.png")
     assert type(info.value) is ImageError
     fsspec.filesystem("memory").pipe("/errors-test/t.txt", b"not an image")
     with pytest.raises(NotAnImage, match="memory://errors-test/t.txt: cannot read image"):

@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 from zsseg_testing import shapes_scene
 
-from zsseg.batch.inputs import read_image_any
-from zsseg.io import DEFAULT_MAX_PIXELS, read_image_info
+from zsseg.io import DEFAULT_MAX_PIXELS, read_image, read_image_info
 
 BATCH_TESTS = str(Path(__file__).resolve().parents[1] / "batch")
 if BATCH_TESTS not in sys.path:  # batch_testing: the batch tests' fast offline model
@@ -76,10 +75,10 @@ def test_the_three_read_paths_decode_the_same_pixels(inputs: dict[str, Path]) ->
         cli = read_image_info(path, DEFAULT_MAX_PIXELS).array  # what `zsseg segment` reads
         served = decode_image(path.read_bytes(), ServeConfig().max_pixels)
         memory.pipe(f"/one-reader/{path.name}", path.read_bytes())
-        batch = [
-            read_image_any(str(path)),
-            read_image_any(f"file://{path}"),
-            read_image_any(f"memory://one-reader/{path.name}"),
+        batch = [  # what the batch worker reads: a path, a file:// URL, any fsspec URL
+            read_image(str(path)),
+            read_image(f"file://{path}"),
+            read_image(f"memory://one-reader/{path.name}"),
         ]
         for other in (served, *batch):
             assert other.dtype == np.uint8 and np.array_equal(other, cli), name

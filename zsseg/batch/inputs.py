@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from zsseg.errors import ZsSegError
-from zsseg.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, collect_images, is_url, read_image, url_filesystem
+from zsseg.io import IMAGE_SUFFIXES, collect_images, is_url, url_filesystem
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".parquet")
 
@@ -28,12 +26,6 @@ class ImageItem:
 
     path: str
     key: str
-
-
-def read_image_any(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A batch image (local path or fsspec URL) as uint8 (H, W, 3) RGB: :func:`zsseg.io.read_image`, the reader of
-    ``zsseg segment`` and ``zsseg serve``, pixel guard included."""
-    return read_image(path, max_pixels)
 
 
 def _is_image(name: str) -> bool:

@@ -207,9 +207,10 @@ def fast_path_options(name: str) -> dict[str, Any]:
     The same on every device, so that a label map does not depend on where it was made (a batch resumed on other
     machines, GPU against CPU checks). The crop path (the paper's reference) and other generators keep theirs.
     """
-    kind, _, arg = resolve_name(name).partition(":")
-    entry = PROPOSERS.get(kind)
-    return dict(entry.fast_path) if entry is not None and bool(arg) == bool(entry.variants) else {}
+    try:
+        return dict(_entry(name)[0].fast_path)
+    except ZsSegError:  # an unknown generator: build_proposer names it
+        return {}
 
 
 def build_proposer(name: str = "auto", device: str | torch.device = "cpu", **options: Any) -> MaskProposer:
