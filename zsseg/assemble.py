@@ -115,3 +115,24 @@ def fill_nearest(label_map: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return label_map
     _, (rows, cols) = ndimage.distance_transform_edt(~valid, return_indices=True)
     return label_map[rows, cols]
+
+
+def upscale_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a (h, w) array to (height, width), without intermediate full-size copies."""
+    h, w = array.shape
+    if (h, w) == (height, width):
+        return array
+    rows = (np.arange(height) * h) // height
+    cols = (np.arange(width) * w) // width
+    return array[rows[:, None], cols[None, :]]
+
+
+def working_view(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The (height, width) array that :func:`upscale_nearest` enlarges into ``array`` (H, W), H >= height and
+    W >= width: the inverse of that upscale (each working pixel is read at the first full-size pixel it fills)."""
+    h, w = array.shape
+    if (h, w) == (height, width):
+        return array
+    rows = np.searchsorted((np.arange(h) * height) // h, np.arange(height))
+    cols = np.searchsorted((np.arange(w) * width) // w, np.arange(width))
+    return array[rows[:, None], cols[None, :]]

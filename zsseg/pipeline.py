@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from zsseg.assemble import assemble
+from zsseg.assemble import assemble, upscale_nearest
 from zsseg.classify import Classifier, build_classifier, model_for
 from zsseg.io import as_image_array, parse_classes
 from zsseg.models import resolve_model, split_model
@@ -54,16 +54,6 @@ def working_image(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
     scale = (max_pixels / (h * w)) ** 0.5
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0))
-
-
-def upscale_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of a (h, w) array to (height, width), without intermediate full-size copies."""
-    h, w = array.shape
-    if (h, w) == (height, width):
-        return array
-    rows = (np.arange(height) * h) // height
-    cols = (np.arange(width) * w) // width
-    return array[rows[:, None], cols[None, :]]
 
 
 class Segmenter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from zsseg.instances import (
+    DEFAULT_MIN_AREA,
+    DEFAULT_NMS_THRESHOLD,
+    DEFAULT_PART_THRESHOLD,
+    Instances,
+    extract_instances,
+)
 from zsseg.io import AtomicWriter
 from zsseg.proposals.base import Proposals
 from zsseg.viz import colorize, label_image, overlay
@@ -74,6 +82,39 @@ class Segmentation:
         counts = np.bincount(self.label_map[self.label_map != self.ignore_index].ravel(), minlength=len(self.classes))
         total = self.label_map.size
         return {c: float(counts[i]) / total for i, c in enumerate(self.classes)}
+
+    def instances(
+        self,
+        stuff: Sequence[str] | str | None = None,
+        *,
+        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+        part_threshold: float | None = DEFAULT_PART_THRESHOLD,
+        min_area: int = DEFAULT_MIN_AREA,
+    ) -> Instances:
+        """The image's segments: one per object of a thing class (what its proposal won in the label map, so
+        segments are disjoint), one per stuff class; :mod:`zsseg.instances.extract` states the rules.
+
+        Args:
+            stuff: the stuff classes (names in ``classes``; ``[]``: none) or None for the built-in list
+                (:data:`zsseg.instances.STUFF_NAMES`).
+            nms_threshold: same-class proposals with IoU at least this merge into one instance.
+            part_threshold: a same-class proposal lying this much inside a larger one merges into it; None: off.
+            min_area: segments of fewer pixels are dropped.
+
+        Returns:
+            :class:`~zsseg.instances.Instances` at the label map's size. The label map itself is not changed.
+        """
+        return extract_instances(
+            self.label_map,
+            self.proposals.masks,
+            self.probs,
+            self.classes,
+            confidence=self.confidence,
+            stuff=stuff,
+            nms_threshold=nms_threshold,
+            part_threshold=part_threshold,
+            min_area=min_area,
+        )
 
     def colorize(self) -> np.ndarray:
         """uint8 (H, W, 3): each class in its palette colour, unlabelled pixels black."""
