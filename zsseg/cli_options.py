@@ -222,3 +222,53 @@ def collect_proposer_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "checkpoint", None):
         out["checkpoint"] = args.checkpoint
     return out
+
+
+def _part_threshold(text: str) -> float | None:
+    return None if text.strip().lower() in ("none", "off") else float(text)
+
+
+def add_instance_flags(p: argparse.ArgumentParser) -> None:
+    """``--stuff``, ``--nms-threshold``, ``--part-threshold``, ``--min-area``: :meth:`Segmentation.instances`'s
+    arguments, with its defaults."""
+    from zsseg.result import Segmentation
+
+    params = inspect.signature(Segmentation.instances).parameters
+    p.add_argument(
+        "--stuff",
+        default=None,
+        help='comma-separated classes that are stuff: one region each, not counted (e.g. "sky, wall, road"); '
+        "default: a built-in list of common stuff names decides (the JSON says which)",
+    )
+    p.add_argument(
+        "--nms-threshold",
+        type=float,
+        default=params["nms_threshold"].default,
+        help="instances of one class whose proposals overlap with IoU >= this merge (default: %(default)s)",
+    )
+    p.add_argument(
+        "--part-threshold",
+        type=_part_threshold,
+        default=params["part_threshold"].default,
+        help="a proposal lying this much inside a larger one of its class merges into it; 'off' disables "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-area",
+        type=int,
+        default=params["min_area"].default,
+        help="drop instances and stuff regions of fewer pixels (default: %(default)s)",
+    )
+
+
+def instance_options(args: argparse.Namespace, classes: list[str]) -> dict[str, Any]:
+    """The keyword arguments of :meth:`Segmentation.instances` the flags of :func:`add_instance_flags` give,
+    checked against the vocabulary before any work (one error line naming the flag)."""
+    from zsseg.instances import check_instance_options, resolve_stuff
+    from zsseg.instances.stuff import parse_stuff
+
+    options = {"nms_threshold": args.nms_threshold, "part_threshold": args.part_threshold, "min_area": args.min_area}
+    check_instance_options(**options)
+    stuff = parse_stuff(args.stuff)
+    resolve_stuff(classes, stuff)
+    return {"stuff": stuff, **options}

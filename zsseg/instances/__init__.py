@@ -9,6 +9,7 @@ from zsseg.instances.extract import (
     DEFAULT_MIN_AREA,
     DEFAULT_NMS_THRESHOLD,
     DEFAULT_PART_THRESHOLD,
+    check_instance_options,
     extract_instances,
 )
 from zsseg.instances.segments import JSON_FORMAT, Instances
@@ -22,6 +23,7 @@ __all__ = [
     "STUFF_NAMES",
     "Instances",
     "StuffSplit",
+    "check_instance_options",
     "extract_instances",
     "resolve_stuff",
 ]

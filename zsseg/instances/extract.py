@@ -23,12 +23,33 @@ import torch
 from scipy import ndimage
 
 from zsseg.assemble import upscale_nearest, working_view
+from zsseg.errors import ZsSegError
 from zsseg.instances.segments import Instances
 from zsseg.instances.stuff import resolve_stuff
 
 DEFAULT_NMS_THRESHOLD = 0.5
 DEFAULT_PART_THRESHOLD = 0.8
 DEFAULT_MIN_AREA = 64
+
+
+def check_instance_options(
+    nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+    part_threshold: float | None = DEFAULT_PART_THRESHOLD,
+    min_area: int = DEFAULT_MIN_AREA,
+) -> None:
+    """Refuse knobs out of range with one line naming the flag (the API and the command line share it).
+
+    Raises:
+        ZsSegError: a threshold outside [0, 1] or a negative / non-integer ``min_area``.
+    """
+    for name, value in (("nms_threshold", nms_threshold), ("part_threshold", part_threshold)):
+        if value is None and name == "part_threshold":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            flag = "--" + name.replace("_", "-")
+            raise ZsSegError(f"{name} ({flag}) must be a number in [0, 1], got {value!r}: an overlap of two proposals")
+    if isinstance(min_area, bool) or not isinstance(min_area, int | np.integer) or min_area < 0:
+        raise ZsSegError(f"min_area (--min-area) must be an integer >= 0, got {min_area!r}: pixels of a segment")
 
 
 def proposal_owners(label_map: np.ndarray, masks: np.ndarray, probs: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
@@ -110,7 +131,11 @@ def extract_instances(
 
     Returns:
         :class:`Instances` at the label map's size: things by descending score, then stuff by descending area.
+
+    Raises:
+        ZsSegError: a knob out of range, a ``stuff`` name not in ``classes``.
     """
+    check_instance_options(nms_threshold, part_threshold, min_area)
     classes = tuple(classes)
     split = resolve_stuff(classes, stuff)
     is_stuff = np.asarray(split.stuff + (True,), dtype=bool)  # last entry: unlabelled pixels, never a thing
