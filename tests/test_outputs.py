@@ -124,9 +124,9 @@ def test_sigterm_during_segment_exits_130_without_temp_files(tmp_path, monkeypat
     seg = stub_segmenter()
     real_save = zsseg.result.Segmentation.save
 
-    def save_then_term(self, out, stem, image, extra=None):
+    def save_then_term(self, out, stem, image, extra=None, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
-        return real_save(self, out, stem, image, extra)
+        return real_save(self, out, stem, image, extra, **kwargs)
 
     monkeypatch.setattr(zsseg.cli_options, "segmenter_from_args", lambda args, **kw: seg)
     monkeypatch.setattr(zsseg.result.Segmentation, "save", save_then_term)

@@ -31,7 +31,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zsseg.cli_options import add_device_flags, add_model_flags, add_proposer_flags, add_speed_flags, load_default
+    from zsseg.cli_options import (
+        add_device_flags,
+        add_instance_flags,
+        add_model_flags,
+        add_proposer_flags,
+        add_speed_flags,
+        load_default,
+    )
+    from zsseg.result import DEFAULT_SAVE, OUTPUTS
 
     parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=load_default("max_working_pixels"),
         help="larger images are segmented at this many pixels, label map saved at full size (default: 2048 x 2048)",
     )
+    seg.add_argument(
+        "--save",
+        default=",".join(DEFAULT_SAVE),
+        help=f"outputs per image, comma-separated: {', '.join(OUTPUTS)} (default: %(default)s); instances: "
+        "<stem>.instances.json (COCO RLE masks), panoptic: <stem>.panoptic.png + .panoptic.json (COCO panoptic)",
+    )
+    add_instance_flags(seg)
     add_model_flags(seg)
 
     prop = sub.add_parser("proposals", help="write class-agnostic mask proposals of images")
@@ -130,11 +145,17 @@ def plan_inputs(args: argparse.Namespace, suffixes: tuple[str, ...]) -> tuple[li
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from zsseg.cli_options import segmenter_from_args
+    from tqdm import tqdm
+
+    from zsseg.cli_options import instance_options, segmenter_from_args
     from zsseg.io import ensure_writable_dir, parse_classes, read_classes_file, read_image_info
+    from zsseg.result import OUTPUTS, check_save
 
     classes = read_classes_file(args.classes_file) if args.classes_file else parse_classes(args.classes)
-    paths, stems = plan_inputs(args, (".png", "_overlay.png", ".json"))
+    save = check_save(args.save)
+    wants_instances = bool({"instances", "panoptic"} & set(save))
+    inst_options = instance_options(args, classes) if wants_instances else {}
+    paths, stems = plan_inputs(args, tuple(suffix for kind in save for suffix in OUTPUTS[kind]))
     t0 = time.perf_counter()
     seg = segmenter_from_args(
         args,
@@ -152,8 +173,16 @@ def run_segment(args: argparse.Namespace) -> int:
         info = read_image_info(path, args.max_pixels)
         t = time.perf_counter()
         result = seg.segment(info.array, classes)
+        instances = None
+        if wants_instances:
+            t_inst = time.perf_counter()
+            instances = result.instances(**inst_options)
+            result.timings["instances"] = time.perf_counter() - t_inst
         result.timings["total"] = time.perf_counter() - t
-        result.save(out, stems[path], info.array, extra={"image": str(path), "input": info.summary()})
+        extra = {"image": str(path), "input": info.summary()}
+        result.save(out, stems[path], info.array, extra=extra, save=save, instances=instances)
+        if instances is not None:
+            tqdm.write(f"zsseg: {path}: {instances.count_line()}", file=sys.stderr)
 
     return _for_each_image(paths, work)
 

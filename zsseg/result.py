@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from zsseg.errors import ZsSegError
 from zsseg.instances import (
     DEFAULT_MIN_AREA,
     DEFAULT_NMS_THRESHOLD,
@@ -18,6 +19,8 @@ from zsseg.instances import (
     Instances,
     extract_instances,
 )
+from zsseg.instances.interop import to_hf, to_supervision
+from zsseg.instances.panoptic import categories, panoptic_png, segments_info
 from zsseg.io import AtomicWriter
 from zsseg.proposals.base import Proposals
 from zsseg.viz import colorize, label_image, overlay
@@ -26,6 +29,33 @@ from zsseg.viz import colorize, label_image, overlay
 def ignore_index_for(num_classes: int) -> int:
     """Value of unlabelled pixels: 255 for vocabularies of up to 255 classes (8-bit PNG), else 65535."""
     return 255 if num_classes <= 255 else 65535
+
+
+#: the files of each output kind of :meth:`Segmentation.save` (suffixes after the stem)
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "semantic": (".png",),
+    "overlay": ("_overlay.png",),
+    "json": (".json",),
+    "instances": (".instances.json",),
+    "panoptic": (".panoptic.png", ".panoptic.json"),
+}
+DEFAULT_SAVE = ("semantic", "overlay", "json")
+
+
+def check_save(save: Sequence[str] | str) -> tuple[str, ...]:
+    """The output kinds of ``save`` (a list or ``"semantic,instances"``), in :data:`OUTPUTS` order.
+
+    Raises:
+        ZsSegError: an unknown kind or none.
+    """
+    names = [n.strip() for n in (save.split(",") if isinstance(save, str) else save) if n.strip()]
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown or not names:
+        raise ZsSegError(
+            f"--save {','.join(names) or '(empty)'}: unknown output {', '.join(unknown) or '(none named)'}: "
+            f"use a comma-separated list of {', '.join(OUTPUTS)}"
+        )
+    return tuple(k for k in OUTPUTS if k in names)
 
 
 @dataclass(frozen=True)
@@ -120,9 +150,21 @@ class Segmentation:
         """uint8 (H, W, 3): each class in its palette colour, unlabelled pixels black."""
         return colorize(self.label_map, len(self.classes), self.ignore_index)
 
-    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        """uint8 (H, W + legend, 3): the photo with coloured regions and a legend of the classes present."""
-        return overlay(image, self.label_map, self.classes, self.ignore_index, alpha=alpha)
+    def overlay(self, image: np.ndarray, alpha: float = 0.5, instances: Instances | None = None) -> np.ndarray:
+        """uint8 (H, W + legend, 3): the photo with coloured regions and a legend of the classes present; with
+        ``instances``, every segment is outlined, each object is tagged with its class and score, and the legend
+        counts objects."""
+        if instances is None:
+            return overlay(image, self.label_map, self.classes, self.ignore_index, alpha=alpha)
+        tags = [
+            (f"{instances.labels[i]} {instances.scores[i]:.2f}", int(box[0]), int(box[1]))
+            for i, box in enumerate(instances.boxes)
+            if instances.is_thing[i]
+        ]
+        return overlay(
+            image, self.label_map, self.classes, self.ignore_index, alpha=alpha, segments=instances.id_map,
+            tags=tags, object_counts=instances.counts(),
+        )  # fmt: skip
 
     def label_image(self) -> Image.Image:
         """The label map as a PIL image: 8-bit with a palette for up to 255 classes, else 16-bit grey."""
@@ -146,17 +188,68 @@ class Segmentation:
         }
 
     def save(
-        self, out_dir: str | Path, stem: str, image: np.ndarray, extra: dict[str, Any] | None = None
+        self,
+        out_dir: str | Path,
+        stem: str,
+        image: np.ndarray,
+        extra: dict[str, Any] | None = None,
+        *,
+        save: Sequence[str] = DEFAULT_SAVE,
+        instances: Instances | None = None,
     ) -> list[Path]:
-        """Write ``<stem>.png`` (label map), ``<stem>_overlay.png`` and ``<stem>.json`` into ``out_dir``.
+        """Write the outputs ``save`` names into ``out_dir``, all together or none (:data:`OUTPUTS` lists the files).
 
-        All three appear together or not at all.
+        Args:
+            out_dir: the folder (created if needed).
+            stem: the files' common name.
+            image: uint8 (H, W, 3), the photo under the overlay.
+            extra: more keys for ``<stem>.json``.
+            save: which outputs: ``semantic``, ``overlay``, ``json``, ``instances``, ``panoptic``.
+            instances: this image's instances (:meth:`instances` with the caller's knobs); None: computed with
+                the defaults when ``instances`` or ``panoptic`` is asked. When given, the overlay outlines them
+                and ``<stem>.json`` gains ``instance_counts`` and the stuff split.
         """
+        kinds = check_save(save)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if instances is None and {"instances", "panoptic"} & set(kinds):
+            instances = self.instances()
         summary = self.summary() | (extra or {})
+        if instances is not None:
+            summary |= {
+                "instance_counts": instances.counts(),
+                "stuff": list(instances.stuff_classes),
+                "stuff_source": instances.stuff_source,
+            }
+        paths = [out / f"{stem}{suffix}" for kind in kinds for suffix in OUTPUTS[kind]]
         with AtomicWriter() as writer:
-            writer.write_image(out / f"{stem}.png", self.label_image())
-            writer.write_image(out / f"{stem}_overlay.png", Image.fromarray(self.overlay(image)))
-            writer.write_text(out / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
-        return [out / f"{stem}.png", out / f"{stem}_overlay.png", out / f"{stem}.json"]
+            if "semantic" in kinds:
+                writer.write_image(out / f"{stem}.png", self.label_image())
+            if "overlay" in kinds:
+                writer.write_image(
+                    out / f"{stem}_overlay.png", Image.fromarray(self.overlay(image, instances=instances))
+                )
+            if "json" in kinds:
+                writer.write_text(out / f"{stem}.json", json.dumps(summary, indent=2) + "\n")
+            if instances is not None and "instances" in kinds:
+                doc = instances.to_json(image=str(summary.get("image", stem)))
+                writer.write_text(out / f"{stem}.instances.json", json.dumps(doc) + "\n")
+            if instances is not None and "panoptic" in kinds:
+                writer.write_image(out / f"{stem}.panoptic.png", Image.fromarray(panoptic_png(instances)))
+                info = {
+                    "file_name": f"{stem}.panoptic.png",
+                    "segments_info": segments_info(instances),
+                    "categories": categories(instances),
+                }
+                writer.write_text(out / f"{stem}.panoptic.json", json.dumps(info, indent=2) + "\n")
+        return paths
+
+    def to_supervision(self, instances: Instances | None = None) -> Any:
+        """``supervision.Detections`` of the instances (:meth:`instances` with defaults unless given); needs
+        ``pip install 'zsseg[supervision]'``."""
+        return to_supervision(self.instances() if instances is None else instances)
+
+    def to_hf(self, instances: Instances | None = None) -> list[dict[str, Any]]:
+        """The Hugging Face ``image-segmentation`` pipeline's output: one ``{"score", "label", "mask"}`` per
+        segment, ``mask`` a mode-L PIL image (255 inside)."""
+        return to_hf(self.instances() if instances is None else instances)

@@ -66,6 +66,9 @@ def overlay(
     ignore_index: int = 255,
     alpha: float = 0.5,
     max_legend: int = 30,
+    segments: np.ndarray | None = None,
+    tags: Sequence[tuple[str, int, int]] = (),
+    object_counts: dict[str, int] | None = None,
 ) -> np.ndarray:
     """The photo with coloured class regions, outlined, and a legend of the classes present.
 
@@ -76,6 +79,9 @@ def overlay(
         ignore_index: unlabelled value (left uncoloured).
         alpha: opacity of the colours.
         max_legend: legend rows at most (largest classes first).
+        segments: int (H, W) instance id map (0 = none): outline every segment, not only every class region.
+        tags: ``(text, x, y)`` labels drawn with their top-left corner at (x, y), e.g. each instance's name.
+        object_counts: objects per class, appended to the legend rows (``person 21.3% x3``).
 
     Returns:
         uint8 (max(H, legend height), W + legend width, 3); the photo is at the top left.
@@ -89,11 +95,13 @@ def overlay(
         colours = colorize(lab, len(classes), ignore_index).astype(np.float32)
         img = image[y0:y1].astype(np.float32)
         chunk = np.where((lab != ignore_index)[..., None], (1 - alpha) * img + alpha * colours, img)
+        outline = label_map if segments is None else segments
+        part = outline[y0:y1]
         edges = np.zeros(lab.shape, dtype=bool)
-        edges[:-1] |= lab[:-1] != lab[1:]
+        edges[:-1] |= part[:-1] != part[1:]
         if y1 < h:
-            edges[-1] |= lab[-1] != label_map[y1]
-        edges[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+            edges[-1] |= part[-1] != outline[y1]
+        edges[:, :-1] |= part[:, :-1] != part[:, 1:]
         chunk[edges] = 255
         mixed[y0:y1] = chunk.astype(np.uint8)
     canvas_img = Image.fromarray(mixed)
@@ -106,7 +114,12 @@ def overlay(
     size = max(12, min(24, h // 30))
     font = _font(size)
     row = size + 8
-    names = [f"{classes[ids[i]]} {100 * counts[i] / label_map.size:.1f}%" for i in order]
+    per_class = object_counts or {}
+    names = [
+        f"{classes[ids[i]]} {100 * counts[i] / label_map.size:.1f}%"
+        + (f" x{per_class[classes[ids[i]]]}" if per_class.get(classes[ids[i]]) else "")
+        for i in order
+    ]
     text_w = max((int(font.getlength(n)) for n in names), default=0) if hasattr(font, "getlength") else 8 * size
     legend_w = text_w + row + 24
     canvas = Image.new("RGB", (w + legend_w, max(h, row * len(names) + 16)), (255, 255, 255))
@@ -117,6 +130,11 @@ def overlay(
         y = 8 + r * row
         draw.rectangle([w + 8, y, w + 8 + size, y + size], fill=tuple(int(v) for v in pal[ids[i]]), outline=(0, 0, 0))
         draw.text((w + 16 + size, y), name, fill=(0, 0, 0), font=font)
+    tag_font = _font(max(10, size - 4))
+    for text, x, y in tags:
+        box = draw.textbbox((x + 2, y + 1), text, font=tag_font)
+        draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=(0, 0, 0))
+        draw.text((x + 2, y + 1), text, fill=(255, 255, 255), font=tag_font)
     return np.asarray(canvas)
 
 

@@ -69,7 +69,9 @@ def proposal_owners(label_map: np.ndarray, masks: np.ndarray, probs: np.ndarray,
     for start in range(0, h * w, chunk):
         m = flat[:, start : start + chunk]
         score = torch.where(m, table[:, labels[start : start + chunk]], torch.tensor(-1.0))  # (N, P)
-        best, idx = score.max(dim=0) if n else (torch.full((m.shape[1],), -1.0), torch.zeros(m.shape[1], dtype=torch.long))
+        best, idx = (
+            score.max(dim=0) if n else (torch.full((m.shape[1],), -1.0), torch.zeros(m.shape[1], dtype=torch.long))
+        )
         owner[start : start + chunk] = torch.where(best >= 0, idx, -1).numpy()
     return owner.reshape(h, w)
 

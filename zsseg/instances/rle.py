@@ -116,8 +116,10 @@ def decode(rle: CocoRle | dict) -> np.ndarray:
     """bool (H, W) mask of a COCO RLE (compressed ``counts`` str or bytes, or an uncompressed list)."""
     h, w = (int(v) for v in rle["size"])
     raw = rle["counts"]
-    counts = np.asarray(raw, dtype=np.int64) if isinstance(raw, list) else string_to_counts(
-        raw.decode() if isinstance(raw, bytes) else raw
+    counts = (
+        np.asarray(raw, dtype=np.int64)
+        if isinstance(raw, list)
+        else string_to_counts(raw.decode() if isinstance(raw, bytes) else raw)
     )
     if counts.sum() != h * w:
         raise ValueError(f"RLE counts sum to {int(counts.sum())}, expected {h} x {w} = {h * w}")
@@ -128,8 +130,10 @@ def decode(rle: CocoRle | dict) -> np.ndarray:
 def area(rle: CocoRle | dict) -> int:
     """Pixels set in a COCO RLE (the sum of its odd runs)."""
     raw = rle["counts"]
-    counts = np.asarray(raw, dtype=np.int64) if isinstance(raw, list) else string_to_counts(
-        raw.decode() if isinstance(raw, bytes) else raw
+    counts = (
+        np.asarray(raw, dtype=np.int64)
+        if isinstance(raw, list)
+        else string_to_counts(raw.decode() if isinstance(raw, bytes) else raw)
     )
     return int(counts[1::2].sum())
 

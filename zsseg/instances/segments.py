@@ -53,7 +53,7 @@ class Instances:
                                  ("is_thing", self.is_thing, np.bool_)):  # fmt: skip
             if arr.shape != (m,) or arr.dtype != dtype:
                 raise ValueError(f"{name} must be {np.dtype(dtype).name} ({m},), got {arr.dtype} {arr.shape}")
-        if m and not (0 <= self.class_ids.min() and self.class_ids.max() < len(self.classes)):
+        if m and not (self.class_ids.min() >= 0 and self.class_ids.max() < len(self.classes)):
             raise ValueError(f"class_ids must index the {len(self.classes)} classes, got {self.class_ids.tolist()}")
 
     # ---- shape and selection

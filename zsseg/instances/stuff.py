@@ -46,7 +46,9 @@ def normalise(name: str) -> str:
 def is_builtin_stuff(name: str) -> bool:
     """Whether the built-in list calls ``name`` stuff (plural ``s`` / ``es`` tolerated)."""
     n = normalise(name)
-    return n in STUFF_NAMES or (n.endswith("s") and n[:-1] in STUFF_NAMES) or (n.endswith("es") and n[:-2] in STUFF_NAMES)
+    return (
+        n in STUFF_NAMES or (n.endswith("s") and n[:-1] in STUFF_NAMES) or (n.endswith("es") and n[:-2] in STUFF_NAMES)
+    )
 
 
 @dataclass(frozen=True)
