@@ -73,11 +73,36 @@ def test_bad_vocabularies_and_options_are_422(real_server: Server) -> None:
         ({"templates": "nope"}, "unknown templates"),
         ({"unlabelled_threshold": "1.5"}, "between 0 and 1"),
         ({"unlabelled_threshold": "abc"}, "invalid request"),
+        ({"instances": "true", "stuff": "sky, grass"}, "stuff names 'grass', not in the vocabulary"),
+        ({"instances": "true", "min_area": "-5"}, "min_area must be an integer >= 0"),
     ]:
         r = post(real_server, **fields)
         assert r.status_code == 422 and words in r.json()["error"], (fields, r.text)
     r = httpx.post(f"{real_server.url}/v1/segment", data={"classes": "cat"})
     assert r.status_code == 422 and "image" in r.json()["error"]
+
+
+def test_segment_with_instances(real_server: Server) -> None:
+    """``instances=true``: the segments of the answer's own label map, masks as COCO RLE, disjoint, counted."""
+    from zsseg.instances import rle
+
+    r = post(real_server, instances="true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    labels = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["label_map_png_base64"]))))
+    assert body["stuff"] == ["sky", "wall"] and body["stuff_source"] == "builtin"  # the built-in list decided
+    assert body["instances"] and "instances" in body["timings_s"]
+    ids = np.zeros(labels.shape, np.int32)
+    things: dict[str, int] = {}
+    for entry in body["instances"]:
+        mask = rle.decode(entry["rle"])
+        assert mask.shape == labels.shape and int(mask.sum()) == entry["area"] >= body["min_area"]
+        assert not ids[mask].any() and (labels[mask] == entry["class_id"]).all()
+        ids[mask] = entry["id"]
+        assert entry["isthing"] == (entry["label"] not in ("sky", "wall"))
+        if entry["isthing"]:
+            things[entry["label"]] = things.get(entry["label"], 0) + 1
+    assert body["counts"] == things
 
 
 def test_bad_images(real_server: Server) -> None:

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +27,13 @@ from zsseg.pipeline import Segmenter
 from zsseg.prompts import TEMPLATE_SETS
 from zsseg.serve.config import ServeConfig
 from zsseg.serve.errors import ApiError
+from zsseg.serve.instance_fields import (
+    INSTANCE_DEFAULTS,
+    InstanceForm,
+    instance_fields,
+    instance_form,
+    instance_options,
+)
 from zsseg.serve.pool import InferencePool
 from zsseg.serve.upload import BodySizeLimit, decode_image
 from zsseg.viz import palette
@@ -50,6 +57,7 @@ UnlabelledField = Annotated[float | None, Form(description="leave pixels below t
 BackgroundField = Annotated[
     float | None, Form(description='with a "background" class: confidence below which pixels are background')
 ]
+InstanceFields = Annotated[InstanceForm, Depends(instance_form)]
 
 
 def _templates(segmenter: Segmenter, templates: str | None) -> str | None:
@@ -85,10 +93,17 @@ def _vocabulary(text: str, max_classes: int) -> list[str]:
 
 
 def _segment_job(
-    seg: Segmenter, data: bytes, classes: list[str], options: dict[str, Any], max_pixels: int, queued_at: float
+    seg: Segmenter,
+    data: bytes,
+    classes: list[str],
+    options: dict[str, Any],
+    max_pixels: int,
+    queued_at: float,
+    instances: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Runs in a worker thread: decode, segment with the request's ``options`` (templates, thresholds; None: the
-    server's), encode the label map. Returns the JSON answer."""
+    server's), encode the label map; with ``instances`` (:meth:`Segmentation.instances`' arguments) extract the
+    instances too. Returns the JSON answer."""
     started = time.perf_counter()
     image = decode_image(data, max_pixels)
     decoded = time.perf_counter()
@@ -99,12 +114,16 @@ def _segment_job(
     png = buf.getvalue()
     timings = {"queue": started - queued_at, "decode": decoded - started, **result.timings}
     timings["encode"] = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    if instances is not None:
+        extra, timings["instances"] = instance_fields(result, instances)
     timings["total"] = time.perf_counter() - queued_at
     summary = result.summary()
     summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
     summary["templates"] = options["templates"] or seg.classifier.template_name
     summary["colors"] = ["#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb)) for rgb in palette(len(classes))]
     summary["label_map_png_base64"] = base64.b64encode(png).decode("ascii")
+    summary.update(extra)
     return summary
 
 
@@ -170,12 +189,18 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         return response
 
     async def segment(
-        image: UploadFile, classes: str, templates: str | None, unlabelled: float | None, background: float | None
+        image: UploadFile,
+        classes: str,
+        templates: str | None,
+        unlabelled: float | None,
+        background: float | None,
+        instance_request: InstanceForm | None = None,
     ) -> dict[str, Any]:
         queued_at = time.perf_counter()
         names = _vocabulary(classes, cfg.max_classes)
         _check_threshold("unlabelled_threshold", unlabelled)
         _check_threshold("background_threshold", background)
+        wanted = instance_options(instance_request or InstanceForm(), names)
         options = {
             "templates": _templates(segmenter, templates),
             "unlabelled_threshold": unlabelled,
@@ -184,7 +209,9 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         data = await image.read()
         await image.close()
         try:
-            return await pool.run(lambda: _segment_job(segmenter, data, names, options, cfg.max_pixels, queued_at))
+            return await pool.run(
+                lambda: _segment_job(segmenter, data, names, options, cfg.max_pixels, queued_at, wanted)
+            )
         except ZsSegError as exc:
             raise ApiError(422, str(exc)) from exc
 
@@ -192,11 +219,12 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
     async def segment_json(
         image: ImageField,
         classes: ClassesField,
+        instance_request: InstanceFields,
         templates: TemplatesField = None,
         unlabelled_threshold: UnlabelledField = None,
         background_threshold: BackgroundField = None,
     ) -> JSONResponse:
-        body = await segment(image, classes, templates, unlabelled_threshold, background_threshold)
+        body = await segment(image, classes, templates, unlabelled_threshold, background_threshold, instance_request)
         return JSONResponse(body)
 
     @app.post(
@@ -211,7 +239,10 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
         templates: TemplatesField = None,
         unlabelled_threshold: UnlabelledField = None,
         background_threshold: BackgroundField = None,
+        instances: Annotated[bool, Form(include_in_schema=False)] = False,
     ) -> Response:
+        if instances:
+            raise ApiError(422, "/v1/segment.png answers the label map only: ask POST /v1/segment for instances")
         body = await segment(image, classes, templates, unlabelled_threshold, background_threshold)
         png = base64.b64decode(body["label_map_png_base64"])
         headers = {"X-Zsseg-Num-Classes": str(len(body["classes"])), "X-Zsseg-Model": body["model"]}
@@ -230,6 +261,7 @@ def create_app(segmenter: Segmenter, config: ServeConfig | None = None) -> FastA
             "templates": segmenter.classifier.template_name,
             "template_sets": list(TEMPLATE_SETS),
             "examples": sorted(EXAMPLES),
+            "instances": INSTANCE_DEFAULTS,
             "limits": {
                 "max_upload_bytes": cfg.max_upload_bytes,
                 "max_pixels": cfg.max_pixels,

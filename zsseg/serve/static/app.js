@@ -1,10 +1,13 @@
 // zsseg web page: upload (or drop, or pick an example), type classes, Segment; draws the overlay from the
-// label map PNG the API returns. Talks only to this server (the Content-Security-Policy forbids anything else).
+// label map PNG the API returns; with "instances" ticked, counts the objects per class and outlines each one
+// (decoded from the COCO RLE masks of the answer). Talks only to this server (the Content-Security-Policy
+// forbids anything else).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   file: null, photo: null, labels: null, result: null, colourToClass: new Map(), jsonUrl: null, maxUpload: Infinity,
+  ids: null, segments: new Map(), outline: null, // with instances: segment id per pixel, id -> entry, edge pixels
 };
 
 function setStatus(text, isError = false) {
@@ -31,6 +34,55 @@ function pixels(img, w, h) {
   return ctx.getImageData(0, 0, w, h);
 }
 
+// The counts of a compressed COCO RLE string (pycocotools' encoding: 5-bit groups from "0", from the fourth count
+// on a difference to the count two before). 32-bit integers suffice for masks of fewer than 2^30 pixels.
+function rleCounts(s) {
+  const counts = [];
+  let p = 0;
+  while (p < s.length) {
+    let x = 0, k = 0, c = 0;
+    do {
+      c = s.charCodeAt(p++) - 48;
+      x |= (c & 0x1f) << (5 * k++);
+    } while (c & 0x20);
+    if (c & 0x10) x |= -1 << (5 * k);
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+// Segment id per pixel (row-major) from the instances' RLEs, which run down each column.
+function instanceIds(instances, w, h) {
+  const ids = new Int32Array(w * h);
+  for (const inst of instances) {
+    const counts = rleCounts(inst.rle.counts);
+    let p = 0;
+    for (let i = 0; i < counts.length; i++) {
+      if (i % 2) for (let q = p, end = p + counts[i]; q < end; q++) ids[(q % h) * w + Math.floor(q / h)] = inst.id;
+      p += counts[i];
+    }
+  }
+  return ids;
+}
+
+// 1 where a pixel of a thing instance has a 4-neighbour t pixels away (or the image edge) outside the instance:
+// its outline, t pixels wide (t grows with the image, so outlines stay visible when the canvas is scaled down).
+function outlinePixels(ids, segments, w, h) {
+  const t = Math.max(1, Math.round(Math.max(w, h) / 512));
+  const edge = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const id = ids[i];
+      if (id === 0 || !segments.get(id).isthing) continue;
+      if (x < t || y < t || x >= w - t || y >= h - t ||
+          ids[i - t] !== id || ids[i + t] !== id || ids[i - t * w] !== id || ids[i + t * w] !== id) edge[i] = 1;
+    }
+  }
+  return edge;
+}
+
 function chooseFile(file) {
   if (!file) return;
   if (file.size > state.maxUpload) {
@@ -55,7 +107,12 @@ function draw() {
   const ctx = canvas.getContext("2d");
   const out = ctx.createImageData(w, h);
   const o = out.data;
+  const edge = state.outline;
   for (let i = 0; i < o.length; i += 4) {
+    if (edge && edge[i >> 2]) { // instance outlines in white (no class colour is white)
+      o[i] = o[i + 1] = o[i + 2] = o[i + 3] = 255;
+      continue;
+    }
     const unlabelled = lab[i] === 0 && lab[i + 1] === 0 && lab[i + 2] === 0; // no class is drawn black
     const a = unlabelled ? 0 : alpha;
     o[i] = Math.round((1 - a) * photo[i] + a * lab[i]);
@@ -87,10 +144,20 @@ function showLegend(result) {
     li.append(sw, label, share);
     legend.append(li);
   }
+  showInstances(result);
   const t = result.timings_s;
   $("timings").textContent =
     `${result.model}, ${result.proposals} (${result.num_proposals} regions); ` +
     `proposals ${t.proposals.toFixed(2)} s, classify ${t.classify.toFixed(2)} s, server total ${t.total.toFixed(2)} s`;
+}
+
+function showInstances(result) {
+  $("objects").hidden = !result.instances;
+  if (!result.instances) return;
+  const counts = Object.entries(result.counts).sort((a, b) => b[1] - a[1]);
+  $("counts").textContent = counts.map(([name, n]) => `${n} x ${name}`).join(", ") || "no objects";
+  const source = result.stuff_source === "user" ? "as given" : "built-in list";
+  $("stuff-used").textContent = result.stuff.length ? `stuff (${source}): ${result.stuff.join(", ")}` : "no stuff classes";
 }
 
 async function segment(event) {
@@ -100,6 +167,10 @@ async function segment(event) {
   body.append("image", state.file, state.file.name || "image");
   body.append("classes", $("classes").value);
   if ($("templates").value) body.append("templates", $("templates").value);
+  if ($("instances").checked) {
+    body.append("instances", "true");
+    if ($("stuff").value.trim()) body.append("stuff", $("stuff").value);
+  }
   $("submit").disabled = true;
   setStatus("segmenting…");
   const started = performance.now();
@@ -117,6 +188,9 @@ async function segment(event) {
     state.labels = pixels(labels, w, h);
     state.result = result;
     state.colourToClass = new Map(result.colors.map((c, i) => [c, result.classes[i]]));
+    state.segments = new Map((result.instances || []).map((inst) => [inst.id, inst]));
+    state.ids = result.instances ? instanceIds(result.instances, w, h) : null;
+    state.outline = state.ids ? outlinePixels(state.ids, state.segments, w, h) : null;
     draw();
     showLegend(result);
     $("download-png").href = `data:image/png;base64,${result.label_map_png_base64}`;
@@ -143,7 +217,10 @@ function hover(event) {
   const i = 4 * (y * canvas.width + x);
   const d = state.labels.data;
   const hex = "#" + [d[i], d[i + 1], d[i + 2]].map((v) => v.toString(16).padStart(2, "0")).join("");
-  $("hover").textContent = `(${x}, ${y}): ${state.colourToClass.get(hex) || "unlabelled"}`;
+  let what = state.colourToClass.get(hex) || "unlabelled";
+  const inst = state.ids ? state.segments.get(state.ids[y * canvas.width + x]) : undefined;
+  if (inst && inst.isthing) what = `${inst.label} #${inst.id} (score ${inst.score.toFixed(2)})`;
+  $("hover").textContent = `(${x}, ${y}): ${what}`;
 }
 
 async function useExample(event) {
@@ -167,6 +244,7 @@ async function init() {
   $("example").addEventListener("click", useExample);
   $("form").addEventListener("submit", segment);
   $("opacity").addEventListener("input", draw);
+  $("instances").addEventListener("change", (e) => { $("stuff").disabled = !e.target.checked; });
   $("overlay").addEventListener("mousemove", hover);
   try {
     const info = await (await fetch("/v1/info")).json();
