@@ -357,3 +357,12 @@ def test_mobilesam_mixed_precision_keeps_its_masks() -> None:
     union = (ref | got).sum(-1)
     iou = (ref & got).sum(-1)[union > 0] / union[union > 0]
     assert float(iou.float().mean()) >= 0.98
+
+
+@pytest.mark.parametrize("shape", [(3, 5000), (5000, 3), (1, 10000), (10000, 1)])
+def test_extreme_aspect_images_keep_a_side_of_one_pixel(model: Sam, shape: tuple[int, int]) -> None:
+    """Issue 31: a 5000 x 3 image shrank its short side to 0 in the resize to the encoder's size (a 500 in serve)."""
+    assert min(sam_amg.preprocess_shape(*shape, 1024)) >= 1
+    image = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    out = SamProposer(model, points_per_side=2, num_threads=1)(image)
+    assert out.image_size == shape

@@ -289,9 +289,10 @@ def reference_decode(model: Any, embedding: Tensor, sparse: Tensor, dense: Tenso
 
 
 def preprocess_shape(h: int, w: int, long_side: int) -> tuple[int, int]:
-    """(height, width) of an (h, w) image scaled so that its longer side is ``long_side``, rounded half up."""
+    """(height, width) of an (h, w) image scaled so that its longer side is ``long_side``, rounded half up, and
+    never below 1 (a 5000 x 3 image would otherwise shrink its short side to 0)."""
     scale = long_side * 1.0 / max(h, w)
-    return int(h * scale + 0.5), int(w * scale + 0.5)
+    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
 
 
 def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
