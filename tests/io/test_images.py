@@ -147,3 +147,20 @@ def test_max_pixels_guard_is_one_line(tmp_path, monkeypatch, capsys):
     )
     err = capsys.readouterr().err
     assert code == 1 and code2 == 0 and "--max-pixels" in err and "Traceback" not in err
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    """Issue 31: a FIFO named as an input blocked the CLI and Segmenter.segment forever."""
+    import os
+
+    from zsseg.cli import main
+    from zsseg.io import ImageError, collect_images, read_image
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image(fifo)
+    with pytest.raises(ZsSegError, match="not a regular file"):
+        collect_images([fifo])
+    assert main(["segment", str(fifo), "--classes", "cat, dog", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()

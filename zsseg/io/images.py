@@ -99,6 +99,9 @@ def _open_path(path: Path) -> tuple[IO[bytes], str, bool]:
         raise ImageError(f"{path}: no such file: check the path", str(path), "no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image", str(path), "a folder")
+    if not path.is_file():  # a FIFO would block the open forever; a device could be read without end
+        detail = "not a regular file (a pipe, socket or device)"
+        raise ImageError(f"{path}: {detail}: name an image file", str(path), detail)
     try:
         return open(path, "rb"), str(path), True  # noqa: SIM115 (closed by read_image_info)
     except OSError as exc:

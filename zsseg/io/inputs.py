@@ -114,8 +114,10 @@ def collect_images(paths: Iterable[str | Path], exclude: str | Path | None = Non
             if not found:
                 raise ZsSegError(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             out.extend(found)
-        elif p.exists():
+        elif p.is_file():
             out.append(p)
+        elif p.exists():  # a FIFO, socket or device: opening it could block forever
+            raise ZsSegError(f"{p}: not a regular file (a pipe, socket or device): name an image file")
         else:
             raise ZsSegError(f"{p}: no such file or folder: check the path")
     unique: dict[Path, Path] = {}
