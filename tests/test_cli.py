@@ -147,3 +147,16 @@ def test_proposals_command(images, tmp_path):
     assert data["masks"].dtype == bool and data["masks"].shape[1:] == (100, 150)
     assert data["scores"].dtype == np.float32 and len(data["scores"]) == len(data["masks"])
     assert (out / "coffee_proposals.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["segment", "x.jpg"], ["batch"], ["segment", "x.jpg", "--classes", "a", "--out", "o", "--min-area", "abc"]],
+)
+def test_usage_errors_are_one_line_naming_help(argv, capsys):
+    """Issue 31: argparse printed a 30-line usage block before its one line."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zsseg: error: ") and "--help)" in err[0]

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one error line (the usage block of a sub-command runs to 30 lines): ``zsseg: error: ...``
+    naming ``--help``, exit status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        where = "" if self.prog == "zsseg" else f"{self.prog.removeprefix('zsseg ')}: "
+        self.exit(2, f"zsseg: error: {where}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zsseg.cli_options import (
         add_device_flags,
@@ -41,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from zsseg.result import DEFAULT_SAVE, OUTPUTS
 
-    parser = argparse.ArgumentParser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
+    parser = _Parser(prog="zsseg", description="Open-vocabulary semantic segmentation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="label every pixel of images with classes named in plain words")
