@@ -160,3 +160,15 @@ def test_usage_errors_are_one_line_naming_help(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("zsseg: error: ") and "--help)" in err[0]
+
+
+def test_ctrl_c_while_starting_up_is_one_line(monkeypatch, capsys):
+    """Issue 31: Ctrl-C during start-up (the parser imports the sub-commands) printed a traceback."""
+    import zsseg.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zsseg.cli, "build_parser", interrupted)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err.strip() == "zsseg: error: interrupted"
