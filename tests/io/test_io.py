@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,20 @@ def test_atomic_writer_gives_outputs_the_usual_permissions(tmp_path):
         os.umask(mask)
     for name in ("a.json", "b.bin"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", "/proc/zsseg/c.safetensors", "--dataset", "voc20", "--root", "."],
+        ["segment", "zsseg/assets/astronaut.jpg", "--classes", "a, b", "--out", "/proc/zsseg/out"],
+    ],
+)
+def test_an_out_that_root_cannot_write_either_is_refused_up_front(argv, capsys):
+    """Issue 31: os.access says yes to root in /proc; train then ended in a traceback from mkdir."""
+    from zsseg.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write outputs there (/proc is not writable)" in err[0]

@@ -24,7 +24,14 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> Path:
         probe = probe.parent
     if not probe.is_dir():
         raise ZsSegError(f"{flag} {path}: cannot write outputs there ({probe} is a file): pass a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    writable = os.access(probe, os.W_OK | os.X_OK)
+    if writable:  # os.access says yes to root everywhere, /proc included: try a file (removed at once)
+        try:
+            with tempfile.TemporaryFile(dir=probe, prefix=".zsseg-write-test-"):
+                pass
+        except OSError:
+            writable = False
+    if not writable:
         raise ZsSegError(f"{flag} {path}: cannot write outputs there ({probe} is not writable): pass a writable folder")
     return path
 
