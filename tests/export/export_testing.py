@@ -14,7 +14,7 @@ CLASSES = ("cat", "dog", "sky", "grass")
 STUFF = ("sky", "grass")
 
 
-def blob(rng: np.random.Generator, h: int, w: int, sigma: float = 5.0, level: float = 0.55) -> np.ndarray:
+def blob(rng: np.random.Generator, h: int, w: int, sigma: float = 4.0, level: float = 0.5) -> np.ndarray:
     """bool (h, w): smooth random blobs (several components, some with holes)."""
     return ndimage.gaussian_filter(rng.random((h, w)), sigma) > level
 

@@ -149,9 +149,7 @@ def export_datasets(
     return {f: writers[f].commit() for f in fmts}
 
 
-def export_dataset(
-    images: Iterable[ExportImage], folder: str | Path, fmt: str, **options: Any
-) -> list[str]:
+def export_dataset(images: Iterable[ExportImage], folder: str | Path, fmt: str, **options: Any) -> list[str]:
     """Write one dataset of format ``fmt`` into ``folder``; :func:`export_datasets` documents the options.
 
     Returns:

@@ -27,7 +27,12 @@ def categories(classes: tuple[str, ...] | list[str], stuff: tuple[str, ...] | li
     """COCO categories of a vocabulary: ``id`` class index + 1, ``name``, ``supercategory``, ``isthing``."""
     stuff_set = set(stuff)
     return [
-        {"id": k + 1, "name": c, "supercategory": "stuff" if c in stuff_set else "thing", "isthing": int(c not in stuff_set)}
+        {
+            "id": k + 1,
+            "name": c,
+            "supercategory": "stuff" if c in stuff_set else "thing",
+            "isthing": int(c not in stuff_set),
+        }
         for k, c in enumerate(classes)
     ]
 
@@ -37,7 +42,7 @@ def image_entry(image_id: int, im: ExportImage, inst: Instances) -> dict[str, An
     return {"id": image_id, "file_name": im.file_name, "width": w, "height": h}
 
 
-def annotations(
+def coco_annotations(
     image_id: int, first_id: int, inst: Instances, polygons: bool = False, tolerance: float = 0.0
 ) -> list[dict[str, Any]]:
     """The COCO annotations of one image's segments (empty ones skipped), ids from ``first_id`` on."""
@@ -90,7 +95,7 @@ class CocoSink:
     def add(self, image_id: int, im: ExportImage, inst: Instances) -> None:
         self.writer.place_image(f"{IMAGES}/{im.file_name}", im.source)
         self.images.append(image_entry(image_id, im, inst))
-        self.annotations += annotations(image_id, len(self.annotations) + 1, inst, self.polygons, self.tolerance)
+        self.annotations += coco_annotations(image_id, len(self.annotations) + 1, inst, self.polygons, self.tolerance)
 
     def finish(self, classes: tuple[str, ...], stuff: tuple[str, ...]) -> None:
         doc = document(self.images, self.annotations, categories(classes, stuff), "instances (pre-labels)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zsseg.export.coco import IMAGES, annotations, categories, document, image_entry
+from zsseg.export.coco import IMAGES, categories, coco_annotations, document, image_entry
 from zsseg.export.dataset import DatasetWriter, ExportImage
 from zsseg.instances import Instances
 
@@ -37,7 +37,7 @@ class CvatSink:
     def add(self, image_id: int, im: ExportImage, inst: Instances) -> None:
         self.writer.place_image(f"{IMAGES}/{im.file_name}", im.source)
         self.images.append(image_entry(image_id, im, inst))
-        anns = annotations(image_id, len(self.annotations) + 1, inst, polygons=True, tolerance=self.tolerance)
+        anns = coco_annotations(image_id, len(self.annotations) + 1, inst, polygons=True, tolerance=self.tolerance)
         for a in anns:
             a["attributes"] = {"occluded": False, "score": a["score"]}
         self.annotations += anns

@@ -71,9 +71,9 @@ def config_xml(classes: tuple[str, ...]) -> str:
     from zsseg.viz import palette
 
     colours = palette(len(classes))
+    hexes = ["#" + "".join(f"{int(v):02x}" for v in colours[k]) for k in range(len(classes))]
     labels = "".join(
-        f"    <Label value={quoteattr(c)} background={quoteattr('#%02x%02x%02x' % tuple(int(v) for v in colours[k]))}/>\n"
-        for k, c in enumerate(classes)
+        f"    <Label value={quoteattr(c)} background={quoteattr(h)}/>\n" for c, h in zip(classes, hexes, strict=True)
     )
     return (
         f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'

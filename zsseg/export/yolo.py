@@ -31,7 +31,9 @@ def label_lines(inst: Instances, tolerance: float = 0.0, digits: int = 6) -> lis
         if inst.areas[i] == 0:
             continue
         coords = flat(single_polygon(inst.mask(i), tolerance), scale=(w, h), digits=digits)
-        lines.append(" ".join([str(int(inst.class_ids[i])), *(f"{v:.{digits}f}".rstrip("0").rstrip(".") for v in coords)]))
+        lines.append(
+            " ".join([str(int(inst.class_ids[i])), *(f"{v:.{digits}f}".rstrip("0").rstrip(".") for v in coords)])
+        )
     return lines
 
 
