@@ -11,7 +11,8 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add the ``batch`` sub-command to the ``zsseg`` parser."""
-    from zsseg.cli_options import add_model_flags
+    from zsseg.cli_options import add_instance_flags, add_model_flags
+    from zsseg.export import FORMATS
 
     p = sub.add_parser(
         "batch",
@@ -53,6 +54,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--unlabelled-threshold", type=float, default=None, help="as for zsseg segment")
     p.add_argument("--background-threshold", type=float, default=0.5, help="as for zsseg segment")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="FORMATS",
+        help=f"also write datasets of the instances into OUT/exports/<format>/, rebuilt at the end of each run: "
+        f"comma-separated, of {', '.join(FORMATS)} (workers then write instances/<key>.json)",
+    )
+    p.add_argument(
+        "--export-polygons",
+        action="store_true",
+        help="coco: polygons instead of RLE masks (cvat and yolo-seg always use polygons)",
+    )
+    add_instance_flags(p)
     add_model_flags(p)
     p.set_defaults(run=run)
 
@@ -87,8 +101,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ZsSegError("zsseg batch writes a Parquet index and needs pyarrow: pip install 'zsseg[ray]'") from exc
     from zsseg.batch.runner import BatchInterrupted, run_batch
+    from zsseg.cli_options import instance_options
+    from zsseg.export import parse_formats
 
     classes = read_classes_file(args.classes_file) if args.classes_file else parse_classes(args.classes)
+    export = parse_formats(args.export) if args.export is not None else None
+    instances = instance_options(args, classes)  # checked even without --export: a bad flag is never ignored
     runtime_env = None
     if args.ship_code:
         import zsseg
@@ -109,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             address=args.address,
             runtime_env=runtime_env,
+            export=export,
+            instance_options=instances,
+            export_options={"polygons": args.export_polygons},
         )
     except BatchInterrupted as exc:
         print(exc.summary.line(), file=sys.stderr)

@@ -144,26 +144,45 @@ class IndexWriter:
         self._pending.clear()
 
 
-def check_stamp(out: Path, settings: dict[str, Any]) -> None:
+def check_stamp(out: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     """Record the run's output-defining settings in ``OUT/zsseg_batch.json``, or refuse if OUT holds others.
 
+    Args:
+        out: the batch output folder.
+        settings: the settings every run into OUT must share (compared key by key).
+        extra: settings only some runs have (e.g. ``instances`` for a run that exports): compared where the stamp
+            holds them, added to it where it does not, ignored by runs that do not pass them. A stamp written
+            without them is byte-identical to one written before they existed.
+
     Raises:
-        ZsSegError: OUT was filled by a run with a different model, generator, vocabulary or option.
+        ZsSegError: OUT was filled by a run with a different model, generator, vocabulary or option. Nothing is
+            written then.
     """
     path = out / STAMP_NAME
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as they come back from the file
+    extra = json.loads(json.dumps(extra or {}))
+    before: dict[str, Any] | None = None
     if path.is_file():
         try:
             before = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ZsSegError(f"{path} is damaged ({exc}): remove it only if OUT holds a single run") from exc
-        diff = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+        assert before is not None
+        optional = {k for k in before if k not in settings and k in _OPTIONAL_STAMP_KEYS}
+        diff = sorted(k for k in (before.keys() - optional) | settings.keys() if before.get(k) != settings.get(k))
+        diff += sorted(k for k in extra if k in before and before[k] != extra[k])
         if diff:
             k = diff[0]
+            now = extra[k] if k in extra else settings.get(k)
             raise ZsSegError(
-                f"{out} holds a batch run with {k}={before.get(k)!r}, this run asks for {settings.get(k)!r}: "
+                f"{out} holds a batch run with {k}={before.get(k)!r}, this run asks for {now!r}: "
                 "use another --out folder or the same settings"
             )
-        return
+        if all(k in before for k in extra):
+            return
     with AtomicWriter() as writer:
-        writer.write_text(path, json.dumps(settings, indent=2) + "\n")
+        writer.write_text(path, json.dumps((before or settings) | extra, indent=2) + "\n")
+
+
+#: stamp keys a run may leave out (see :func:`check_stamp`'s ``extra``)
+_OPTIONAL_STAMP_KEYS = ("instances",)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zsseg.batch.exports import EXPORTS_DIR, check_export_folders, plan_export, write_exports
 from zsseg.batch.index import IndexWriter, check_stamp, compact
 from zsseg.batch.inputs import ImageItem, list_inputs
-from zsseg.batch.worker import WorkerSpec, output_files, sweep_temporaries
+from zsseg.batch.worker import WorkerSpec, instances_file, output_files, sweep_temporaries
 from zsseg.errors import ZsSegError
 from zsseg.io import ensure_writable_dir, parse_classes
 
@@ -34,6 +35,8 @@ class BatchSummary:
     skipped_failed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    exported: int | None = None
+    export_formats: tuple[str, ...] = ()
 
     @property
     def images_per_second(self) -> float:
@@ -48,6 +51,8 @@ class BatchSummary:
         if self.skipped_failed:
             text += f", {self.skipped_failed} skipped (failed before; --retry-failed redoes them)"
         text += f"; {self.seconds:.1f} s, {self.images_per_second:.2f} images/s"
+        if self.exported is not None:
+            text += f"; exported {self.exported} images as {', '.join(self.export_formats)} to {EXPORTS_DIR}/"
         if self.interrupted:
             text += "; rerun the same command to continue"
         return text
@@ -76,16 +81,23 @@ def stamp_settings(vocab: list[str], load_options: dict[str, Any]) -> dict[str, 
 
 
 def plan(
-    items: Sequence[ImageItem], out: Path, index_rows: list[dict[str, Any]], overlays: bool, retry_failed: bool
+    items: Sequence[ImageItem],
+    out: Path,
+    index_rows: list[dict[str, Any]],
+    overlays: bool,
+    retry_failed: bool,
+    instances: bool = False,
 ) -> tuple[list[ImageItem], int, int]:
-    """The items still to do, and how many are skipped as done / as failed before."""
+    """The items still to do, and how many are skipped as done / as failed before (an ok image counts as done
+    when its files are there: label, overlay if asked, instances file if the run exports)."""
     prior = {r["path"]: r for r in index_rows}
     todo, skipped_done, skipped_failed = [], 0, 0
     for item in items:
         row = prior.get(item.path)
         if row is not None and row["status"] == "ok":
             label, overlay = output_files(row["key"], overlays)
-            if (out / label).is_file() and (overlay is None or (out / overlay).is_file()):
+            files = [label, overlay, instances_file(row["key"]) if instances else None]
+            if all((out / f).is_file() for f in files if f is not None):
                 skipped_done += 1
                 continue
         elif row is not None and row["status"] == "failed" and not retry_failed:
@@ -109,6 +121,9 @@ def run_batch(
     retry_failed: bool = False,
     address: str | None = None,
     runtime_env: dict[str, Any] | None = None,
+    export: str | Sequence[str] | None = None,
+    instance_options: dict[str, Any] | None = None,
+    export_options: dict[str, Any] | None = None,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     flush_rows: int = 256,
@@ -133,6 +148,12 @@ def run_batch(
         address: ray: the cluster to join (``auto``, ``ray://head:10001``); None: ``$RAY_ADDRESS`` if set, else a
             new local Ray instance.
         runtime_env: ray: the job's runtime environment (e.g. ``{"py_modules": [...]}`` to ship code).
+        export: dataset formats (:data:`zsseg.export.FORMATS`, a list or comma-separated) to rebuild in
+            ``OUT/exports/<format>/`` at the end of the run; the workers then also write ``instances/<key>.json``
+            (:mod:`zsseg.batch.exports` has the layout and the resume rules).
+        instance_options: :meth:`Segmentation.instances` arguments (``stuff``, ``nms_threshold``,
+            ``part_threshold``, ``min_area``) for the exported instances; unset ones take its defaults.
+        export_options: format options (``polygons`` for COCO polygons instead of RLE, ``tolerance``, ...).
         progress: show a progress bar (images/s, ETA) on stderr.
         on_row: called in this process with each new index row, once per image.
         flush_rows: index part size in rows.
@@ -154,11 +175,15 @@ def run_batch(
         raise ZsSegError("--address, --gpus-per-worker and --ship-code need --engine ray; local workers use --device")
     vocab = parse_classes(classes)
     options = dict(load_options or {})
+    export_plan = plan_export(vocab, export, instance_options, export_options)
     items = list_inputs(source)
+    check_export_folders(export_plan, Path(out))
     out = ensure_writable_dir(out)
-    check_stamp(out, stamp_settings(vocab, options))
+    check_stamp(out, stamp_settings(vocab, options), {"instances": export_plan.stamp()} if export_plan else None)
     index_rows = compact(out, vocab).select(["path", "key", "status", "model"]).to_pylist()
-    todo, skipped_done, skipped_failed = plan(items, out, index_rows, overlays, retry_failed)
+    todo, skipped_done, skipped_failed = plan(
+        items, out, index_rows, overlays, retry_failed, instances=export_plan is not None
+    )
     models = {r["model"] for r in index_rows if r["status"] == "ok"}
     summary = BatchSummary(len(items), skipped_done=skipped_done, skipped_failed=skipped_failed)
     writer = IndexWriter(out, flush_rows=flush_rows, flush_seconds=flush_seconds)
@@ -201,7 +226,14 @@ def run_batch(
         spec_threads = max(1, round(cpus_per_worker if cpus_per_worker is not None else 1))
         if gpus_per_worker > 0 and str(options.get("device", "cpu")) == "cpu":
             options["device"] = "cuda"
-    spec = WorkerSpec(str(out.resolve()), tuple(vocab), options, overlays=overlays, threads=spec_threads)
+    spec = WorkerSpec(
+        str(out.resolve()),
+        tuple(vocab),
+        options,
+        overlays=overlays,
+        threads=spec_threads,
+        instances=export_plan.instance_options if export_plan else None,
+    )
     t0 = time.perf_counter()
     try:
         if todo and engine == "local":
@@ -232,6 +264,10 @@ def run_batch(
     # saying which; an interrupted earlier run may have left some too)
     sweep_temporaries(out, (item.key for item in items))
     _finish(bar, writer, out, vocab, summary, t0)
+    if export_plan is not None:
+        rows = compact(out, vocab).select(["path", "key", "status", "model"]).to_pylist()
+        summary.exported = write_exports(export_plan, out, rows)
+        summary.export_formats = export_plan.formats
     return summary
 
 

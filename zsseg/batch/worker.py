@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -18,11 +19,17 @@ from zsseg.io import AtomicWriter, read_image
 
 LABELS_DIR = "labels"
 OVERLAYS_DIR = "overlays"
+INSTANCES_DIR = "instances"
 
 
 def output_files(key: str, overlays: bool) -> tuple[str, str | None]:
     """The label PNG's and the overlay's paths relative to OUT (``labels/<key>.png``, ``overlays/<key>.png``)."""
     return f"{LABELS_DIR}/{key}.png", (f"{OVERLAYS_DIR}/{key}.png" if overlays else None)
+
+
+def instances_file(key: str) -> str:
+    """The image's instances document relative to OUT (``instances/<key>.json``, written when a run exports)."""
+    return f"{INSTANCES_DIR}/{key}.json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class WorkerSpec:
         load_options: keyword arguments of :func:`zsseg.load` (model, proposals, device, templates, ...).
         overlays: also write ``overlays/<key>.png``.
         threads: torch CPU threads per worker; None leaves torch's default.
+        instances: keyword arguments of :meth:`Segmentation.instances` to also write ``instances/<key>.json``
+            (``zsseg segment``'s ``<stem>.instances.json`` document); None writes none.
     """
 
     out: str
@@ -42,6 +51,7 @@ class WorkerSpec:
     load_options: dict[str, Any] = field(default_factory=dict)
     overlays: bool = False
     threads: int | None = None
+    instances: dict[str, Any] | None = None
 
 
 class BatchSegmenter:
@@ -94,6 +104,11 @@ class BatchSegmenter:
                     overlay_dest = self.out / overlay_file
                     overlay_dest.parent.mkdir(parents=True, exist_ok=True)
                     writer.write_image(overlay_dest, Image.fromarray(result.overlay(image)))
+                if self.spec.instances is not None:
+                    doc = result.instances(**self.spec.instances).to_json(image=path)
+                    instances_dest = self.out / instances_file(key)
+                    instances_dest.parent.mkdir(parents=True, exist_ok=True)
+                    writer.write_text(instances_dest, json.dumps(doc, separators=(",", ":")) + "\n")
             t_end = time.perf_counter()
         except ZsSegError as exc:
             return row | _failed(str(exc), t_start)
@@ -137,7 +152,7 @@ def sweep_temporaries(out: Path, keys: Iterable[str]) -> None:
     while no worker is writing those keys."""
     wanted: dict[Path, set[str]] = {}
     for key in keys:
-        for rel in output_files(key, True):
+        for rel in (*output_files(key, True), instances_file(key)):
             if rel is not None:
                 dest = out / rel
                 wanted.setdefault(dest.parent, set()).add(dest.name)
