@@ -252,7 +252,15 @@ class SegDataset:
             ZsSegError: unreadable file, wrong size or channel count, or raw values that are neither a class
                 of this dataset nor one of its ignore values.
         """
-        raw = self.load_raw_label(sample)
+        return self.map_raw(self.load_raw_label(sample), sample.label_path)
+
+    def map_raw(self, raw: np.ndarray, source: Path) -> np.ndarray:
+        """Raw label values (int (H, W)) as contiguous class ids ``0..K-1`` or ``info.ignore_index`` (int64).
+
+        Raises:
+            ZsSegError: values that are neither a class of this dataset nor one of its ignore values, naming
+                ``source``.
+        """
         lut = self._lut
         if raw.size and (raw.min() < 0 or raw.max() >= lut.size):
             bad = np.unique(raw[(raw < 0) | (raw >= lut.size)])
@@ -262,7 +270,7 @@ class SegDataset:
                 return label
             bad = np.unique(raw[label < 0])
         raise ZsSegError(
-            f"label {sample.label_path} has values {bad[:8].tolist()} that are not labels of "
+            f"label {source} has values {bad[:8].tolist()} that are not labels of "
             f"{self.info.name} (allowed: {self.allowed_raw_values_text()}); "
             "check that this file belongs to this dataset"
         )
