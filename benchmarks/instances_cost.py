@@ -16,19 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from pipeline_speed import images  # benchmarks/ is on sys.path when a script runs
+
 CLASSES = "aeroplane, bicycle, bird, boat, bottle, bus, car, cat, chair, cow, dining table, dog, horse, motorbike, \
 person, potted plant, sheep, sofa, train, tv monitor, sky, grass, wall, road"
-
-
-def images(n: int) -> list[str]:
-    """The bundled photo plus the first n-1 VOC val images (if the shared data is present)."""
-    out = [str(Path(__file__).resolve().parents[1] / "zsseg" / "assets" / "astronaut.jpg")]
-    voc = DATA / "VOCdevkit" / "VOC2012"
-    if voc.is_dir():
-        ids = (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
-        out += [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids[: n - 1]]
-    return out[:n]
 
 
 def best(fn: Callable[[], object], repeats: int) -> float:

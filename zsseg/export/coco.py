@@ -84,6 +84,8 @@ class CocoSink:
     """Builds a COCO instances dataset image by image (see the module)."""
 
     name = "coco"
+    annotations_file = ANNOTATIONS
+    description = "instances (pre-labels)"
 
     def __init__(self, writer: DatasetWriter, polygons: bool = False, tolerance: float = 0.0, **_: Any) -> None:
         self.writer = writer
@@ -92,11 +94,15 @@ class CocoSink:
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
 
+    def annotate(self, image_id: int, inst: Instances) -> list[dict[str, Any]]:
+        """The image's annotations, numbered on from those already added."""
+        return coco_annotations(image_id, len(self.annotations) + 1, inst, self.polygons, self.tolerance)
+
     def add(self, image_id: int, im: ExportImage, inst: Instances) -> None:
         self.writer.place_image(f"{IMAGES}/{im.file_name}", im.source)
         self.images.append(image_entry(image_id, im, inst))
-        self.annotations += coco_annotations(image_id, len(self.annotations) + 1, inst, self.polygons, self.tolerance)
+        self.annotations += self.annotate(image_id, inst)
 
     def finish(self, classes: tuple[str, ...], stuff: tuple[str, ...]) -> None:
-        doc = document(self.images, self.annotations, categories(classes, stuff), "instances (pre-labels)")
-        self.writer.write_json(ANNOTATIONS, doc)
+        doc = document(self.images, self.annotations, categories(classes, stuff), self.description)
+        self.writer.write_json(self.annotations_file, doc)

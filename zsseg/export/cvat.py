@@ -16,32 +16,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from zsseg.export.coco import IMAGES, categories, coco_annotations, document, image_entry
-from zsseg.export.dataset import DatasetWriter, ExportImage
+from zsseg.export.coco import CocoSink
+from zsseg.export.dataset import DatasetWriter
 from zsseg.instances import Instances
 
-ANNOTATIONS = "annotations/instances_default.json"
 
-
-class CvatSink:
-    """Builds CVAT's COCO 1.0 import image by image (see the module)."""
+class CvatSink(CocoSink):
+    """Builds CVAT's COCO 1.0 import image by image (see the module): COCO's sink, always polygons, with
+    CVAT's ``attributes``."""
 
     name = "cvat"
+    annotations_file = "annotations/instances_default.json"
+    description = "pre-labels for CVAT (COCO 1.0)"
 
     def __init__(self, writer: DatasetWriter, tolerance: float = 0.0, **_: Any) -> None:
-        self.writer = writer
-        self.tolerance = tolerance
-        self.images: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []
+        super().__init__(writer, polygons=True, tolerance=tolerance)
 
-    def add(self, image_id: int, im: ExportImage, inst: Instances) -> None:
-        self.writer.place_image(f"{IMAGES}/{im.file_name}", im.source)
-        self.images.append(image_entry(image_id, im, inst))
-        anns = coco_annotations(image_id, len(self.annotations) + 1, inst, polygons=True, tolerance=self.tolerance)
+    def annotate(self, image_id: int, inst: Instances) -> list[dict[str, Any]]:
+        anns = super().annotate(image_id, inst)
         for a in anns:
             a["attributes"] = {"occluded": False, "score": a["score"]}
-        self.annotations += anns
-
-    def finish(self, classes: tuple[str, ...], stuff: tuple[str, ...]) -> None:
-        doc = document(self.images, self.annotations, categories(classes, stuff), "pre-labels for CVAT (COCO 1.0)")
-        self.writer.write_json(ANNOTATIONS, doc)
+        return anns
